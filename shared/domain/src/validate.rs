@@ -1,0 +1,105 @@
+//! Validation errors name the offending field so the API can say exactly what is wrong.
+use serde::Serialize;
+
+/// One problem with one field. `field` is a dotted path into the request body, e.g. `config.port`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Everything wrong with one request body, in field order.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; "))]
+pub struct ValidationError {
+    pub errors: Vec<FieldError>,
+}
+
+impl ValidationError {
+    pub fn single(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ValidationError {
+            errors: vec![FieldError::new(field, message)],
+        }
+    }
+    pub fn first_field(&self) -> Option<&str> {
+        self.errors.first().map(|e| e.field.as_str())
+    }
+}
+
+/// Collects field errors so a caller sees all of them at once.
+#[derive(Debug, Default)]
+pub struct Problems(Vec<FieldError>);
+
+impl Problems {
+    pub fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.push(FieldError::new(field, message));
+    }
+    pub fn extend(&mut self, other: ValidationError) {
+        self.0.extend(other.errors);
+    }
+    pub fn into_result(self) -> Result<(), ValidationError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ValidationError { errors: self.0 })
+        }
+    }
+}
+
+/// Deployment-level switches that change what counts as valid configuration.
+#[derive(Debug, Clone, Default)]
+pub struct ValidationPolicy {
+    /// Accept `http://127.0.0.1`/`localhost` webhook URLs and plaintext SMTP. Only for local
+    /// stacks and tests; never set in production.
+    pub allow_local_endpoints: bool,
+}
+
+/// Checks a free-text field: trimmed non-empty when required, at most `max` characters,
+/// no control characters (they break headers and provider payloads).
+pub fn check_text(
+    problems: &mut Problems,
+    field: &str,
+    value: &str,
+    max_chars: usize,
+    allow_newlines: bool,
+) {
+    if value.trim().is_empty() {
+        problems.push(field, "must not be empty");
+        return;
+    }
+    let count = value.chars().count();
+    if count > max_chars {
+        problems.push(
+            field,
+            format!("is {count} characters long; the limit is {max_chars}"),
+        );
+    }
+    if value
+        .chars()
+        .any(|c| c.is_control() && !(allow_newlines && (c == '\n' || c == '\r' || c == '\t')))
+    {
+        problems.push(field, "must not contain control characters");
+    }
+}
+
+/// Checks an absolute http(s) URL used for links and images in messages.
+pub fn check_link(problems: &mut Problems, field: &str, value: &str) {
+    match url::Url::parse(value) {
+        Ok(u) if (u.scheme() == "https" || u.scheme() == "http") && u.host().is_some() => {
+            if value.len() > 2048 {
+                problems.push(field, "must be at most 2048 bytes");
+            }
+        }
+        Ok(_) => problems.push(field, "must be an absolute http or https URL"),
+        Err(e) => problems.push(field, format!("is not a valid URL ({e})")),
+    }
+}
