@@ -1,0 +1,15 @@
+//! AWS adapters for the domain's ports: DynamoDB for configuration, deliveries and claims;
+//! Secrets Manager for secret fields. Clients are built once per container by the caller and
+//! shared.
+
+pub mod dynamo;
+pub mod schema;
+pub mod secrets;
+
+pub use dynamo::DynamoStore;
+pub use secrets::SecretsManagerStore;
+
+/// Loads the shared AWS configuration (region, credentials, `AWS_ENDPOINT_URL` for moto).
+pub async fn load_aws_config() -> aws_config::SdkConfig {
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}

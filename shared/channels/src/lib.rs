@@ -1,0 +1,194 @@
+//! Delivery channels. Each provider is one module implementing [`Channel`]; the registry maps a
+//! [`ChannelKind`] to its module. Adding a channel means adding a module and one line in
+//! [`ChannelRegistry::new`].
+//!
+//! A channel turns the channel-neutral [`Message`] into its provider's format (escaping every
+//! user-supplied value for that format), sends it, and reports an [`Outcome`] decided from the
+//! provider's answer, never from the HTTP status alone.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use notify_domain::{ChannelKind, KindSpec, Message, SecretBundle};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+pub mod apns;
+pub mod dingtalk;
+pub mod email;
+pub mod feishu;
+pub mod telegram;
+pub mod text;
+
+/// Everything one send needs: the resolved source and target (public config and secrets) and
+/// the message.
+pub struct SendRequest<'a> {
+    pub source_config: &'a Map<String, Value>,
+    pub source_secrets: &'a SecretBundle,
+    pub target_config: &'a Map<String, Value>,
+    pub target_secrets: &'a SecretBundle,
+    pub message: &'a Message,
+}
+
+/// The result of one send, as the provider reported it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    Delivered {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        provider_message_id: Option<String>,
+    },
+    /// Worth trying again later (rate limits, 5xx, timeouts, connection errors).
+    Retryable {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        code: Option<String>,
+        message: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        retry_after_secs: Option<u64>,
+    },
+    /// Will fail again until the user changes the configuration (bad credentials, bad
+    /// signature, chat not found, ...).
+    Permanent {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        code: Option<String>,
+        message: String,
+    },
+    /// The target no longer exists (device unregistered, bot removed): stop sending to it.
+    DeadTarget {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        code: Option<String>,
+        message: String,
+    },
+}
+
+impl Outcome {
+    pub fn permanent(code: Option<String>, message: impl Into<String>) -> Outcome {
+        Outcome::Permanent {
+            code,
+            message: message.into(),
+        }
+    }
+    pub fn retryable(code: Option<String>, message: impl Into<String>) -> Outcome {
+        Outcome::Retryable {
+            code,
+            message: message.into(),
+            retry_after_secs: None,
+        }
+    }
+    /// A configuration problem found before anything was sent (missing or malformed field).
+    pub fn bad_config(message: impl Into<String>) -> Outcome {
+        Outcome::permanent(Some("invalid_config".into()), message)
+    }
+    pub fn is_delivered(&self) -> bool {
+        matches!(self, Outcome::Delivered { .. })
+    }
+    /// The provider's code, if it gave one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Outcome::Delivered { .. } => None,
+            Outcome::Retryable { code, .. }
+            | Outcome::Permanent { code, .. }
+            | Outcome::DeadTarget { code, .. } => code.as_deref(),
+        }
+    }
+    pub fn message(&self) -> Option<&str> {
+        match self {
+            Outcome::Delivered { .. } => None,
+            Outcome::Retryable { message, .. }
+            | Outcome::Permanent { message, .. }
+            | Outcome::DeadTarget { message, .. } => Some(message),
+        }
+    }
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Delivered { .. } => "delivered",
+            Outcome::Retryable { .. } => "retryable",
+            Outcome::Permanent { .. } => "permanent",
+            Outcome::DeadTarget { .. } => "dead_target",
+        }
+    }
+}
+
+/// One delivery channel.
+#[async_trait]
+pub trait Channel: Send + Sync {
+    /// The configuration schema of this kind's sources and targets.
+    fn spec(&self) -> &'static KindSpec;
+    /// Formats and sends one message. Never panics; every failure is an [`Outcome`].
+    async fn send(&self, request: &SendRequest<'_>) -> Outcome;
+}
+
+/// Provider endpoints and network settings. Every base URL is configurable so that tests,
+/// self-hosted Bot API servers and Lark deployments work.
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    pub telegram_api_base: String,
+    pub feishu_api_base: String,
+    pub lark_api_base: String,
+    pub apns_production_base: String,
+    pub apns_sandbox_base: String,
+    /// Connect + per-command timeout for SMTP and HTTP requests.
+    pub timeout: Duration,
+    /// Allow plaintext SMTP (`tls: none`); only for local servers.
+    pub allow_plaintext_smtp: bool,
+}
+
+impl Default for Endpoints {
+    fn default() -> Self {
+        Endpoints {
+            telegram_api_base: "https://api.telegram.org".into(),
+            feishu_api_base: "https://open.feishu.cn".into(),
+            lark_api_base: "https://open.larksuite.com".into(),
+            apns_production_base: "https://api.push.apple.com".into(),
+            apns_sandbox_base: "https://api.sandbox.push.apple.com".into(),
+            timeout: Duration::from_secs(10),
+            allow_plaintext_smtp: false,
+        }
+    }
+}
+
+/// All channels, built once per container (they hold HTTP clients and token caches).
+#[derive(Clone)]
+pub struct ChannelRegistry {
+    channels: BTreeMap<ChannelKind, Arc<dyn Channel>>,
+}
+
+impl ChannelRegistry {
+    pub fn new(endpoints: &Endpoints) -> Result<ChannelRegistry, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .timeout(endpoints.timeout)
+            .connect_timeout(endpoints.timeout)
+            .user_agent(concat!("notify-service/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        let list: Vec<Arc<dyn Channel>> = vec![
+            Arc::new(email::EmailChannel::new(endpoints)),
+            Arc::new(telegram::TelegramChannel::new(http.clone(), endpoints)),
+            Arc::new(feishu::FeishuChannel),
+            Arc::new(dingtalk::DingtalkChannel),
+            Arc::new(apns::ApnsChannel::production()),
+            Arc::new(apns::ApnsChannel::sandbox()),
+        ];
+        Ok(ChannelRegistry {
+            channels: list.into_iter().map(|c| (c.spec().kind, c)).collect(),
+        })
+    }
+
+    pub fn get(&self, kind: ChannelKind) -> Option<&Arc<dyn Channel>> {
+        self.channels.get(&kind)
+    }
+
+    pub fn spec(&self, kind: ChannelKind) -> Option<&'static KindSpec> {
+        self.channels.get(&kind).map(|c| c.spec())
+    }
+
+    pub fn specs(&self) -> impl Iterator<Item = &'static KindSpec> + '_ {
+        self.channels.values().map(|c| c.spec())
+    }
+}
+
+/// Reads a string field from a validated config map.
+pub(crate) fn config_str<'a>(config: &'a Map<String, Value>, field: &str) -> Option<&'a str> {
+    config.get(field).and_then(Value::as_str)
+}

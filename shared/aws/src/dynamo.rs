@@ -1,0 +1,646 @@
+//! DynamoDB adapter for [`ConfigStore`] and [`DeliveryLog`].
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::Client;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chrono::{DateTime, Duration, Utc};
+use notify_domain::{
+    Claim, ConfigStore, Delivery, DeliveryLog, Page, PageRequest, SectionEventName, Source,
+    StoreError, Target, Task, Trigger, WriteMode,
+};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::schema::{
+    due_shard_for, event_key, user_pk, DUE_AT, DUE_INDEX, DUE_SHARD, DUE_SHARDS, EVENT_INDEX,
+    EVENT_KEY, EXPIRES_AT, PK, SK,
+};
+
+type Item = HashMap<String, AttributeValue>;
+
+/// Claims outlive the longest possible redelivery of the same event by a wide margin.
+const CLAIM_RETENTION: Duration = Duration::days(14);
+
+/// DynamoDB single-table store. Cheap to clone; build once per container.
+#[derive(Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+    delivery_retention: Duration,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>, delivery_retention: Duration) -> Self {
+        DynamoStore {
+            client,
+            table: table.into(),
+            delivery_retention,
+        }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+}
+
+/// A resource stored under its owner's partition.
+trait Resource: Serialize + DeserializeOwned + Sync {
+    const PREFIX: &'static str;
+    const NAME: &'static str;
+    fn user(&self) -> &str;
+    fn id(&self) -> &str;
+    /// Index attributes derived from the resource.
+    fn index_attributes(&self, _item: &mut Item) {}
+}
+
+impl Resource for Source {
+    const PREFIX: &'static str = "SOURCE#";
+    const NAME: &'static str = "source";
+    fn user(&self) -> &str {
+        &self.user_id
+    }
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl Resource for Target {
+    const PREFIX: &'static str = "TARGET#";
+    const NAME: &'static str = "target";
+    fn user(&self) -> &str {
+        &self.user_id
+    }
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl Resource for Task {
+    const PREFIX: &'static str = "TASK#";
+    const NAME: &'static str = "task";
+    fn user(&self) -> &str {
+        &self.user_id
+    }
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn index_attributes(&self, item: &mut Item) {
+        if !self.enabled {
+            return;
+        }
+        match (&self.trigger, self.next_fire_at) {
+            (Trigger::Event { event }, _) => {
+                item.insert(
+                    EVENT_KEY.into(),
+                    s(event_key(event.as_str(), &self.user_id)),
+                );
+            }
+            (Trigger::Schedule { .. }, Some(next)) => {
+                item.insert(DUE_SHARD.into(), s(due_shard_for(&self.id)));
+                item.insert(DUE_AT.into(), n(next.timestamp()));
+            }
+            (Trigger::Schedule { .. }, None) => {}
+        }
+    }
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn n(value: i64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn unavailable<E, R>(err: SdkError<E, R>) -> StoreError
+where
+    E: std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    StoreError::Unavailable(DisplayErrorContext(err).to_string())
+}
+
+fn to_item<T: Serialize>(value: &T) -> Result<Item, StoreError> {
+    serde_dynamo::to_item(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, StoreError> {
+    serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn encode_cursor(last_key: Option<&Item>) -> Option<String> {
+    let sk = last_key?.get(SK)?.as_s().ok()?;
+    Some(URL_SAFE_NO_PAD.encode(sk))
+}
+
+/// Decodes a cursor into a start key inside the caller's own partition: a cursor can never
+/// reach another user's items, whatever it contains.
+fn decode_cursor(user: &str, prefix: &str, cursor: &str) -> Result<Item, StoreError> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(cursor)
+        .map_err(|_| StoreError::BadCursor)?;
+    let sk = String::from_utf8(bytes).map_err(|_| StoreError::BadCursor)?;
+    if !sk.starts_with(prefix) {
+        return Err(StoreError::BadCursor);
+    }
+    Ok(HashMap::from([
+        (PK.to_string(), s(user_pk(user))),
+        (SK.to_string(), s(sk)),
+    ]))
+}
+
+impl DynamoStore {
+    async fn save<T: Resource>(&self, value: &T, mode: WriteMode) -> Result<(), StoreError> {
+        let mut item = to_item(value)?;
+        item.insert(PK.into(), s(user_pk(value.user())));
+        item.insert(SK.into(), s(format!("{}{}", T::PREFIX, value.id())));
+        value.index_attributes(&mut item);
+        let request = self.client.put_item().table_name(&self.table).set_item(Some(item));
+        let request = match mode {
+            WriteMode::Create => request.condition_expression("attribute_not_exists(pk)"),
+            WriteMode::Replace { expected_version } => request
+                .condition_expression("attribute_exists(pk) AND version = :v")
+                .expression_attribute_values(":v", n(expected_version as i64)),
+        };
+        match request.send().await {
+            Ok(_) => Ok(()),
+            Err(err) => {
+                let conditional = err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception());
+                match (conditional, mode) {
+                    (true, WriteMode::Create) => Err(StoreError::AlreadyExists(format!(
+                        "{} {}",
+                        T::NAME,
+                        value.id()
+                    ))),
+                    (true, WriteMode::Replace { .. }) => Err(StoreError::Conflict(format!(
+                        "{} {}",
+                        T::NAME,
+                        value.id()
+                    ))),
+                    (false, _) => Err(unavailable(err)),
+                }
+            }
+        }
+    }
+
+    async fn get<T: Resource>(&self, user: &str, id: &str) -> Result<Option<T>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, s(user_pk(user)))
+            .key(SK, s(format!("{}{id}", T::PREFIX)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        out.item.map(from_item).transpose()
+    }
+
+    async fn list<T: Resource>(&self, user: &str, page: &PageRequest) -> Result<Page<T>, StoreError> {
+        let start = page
+            .cursor
+            .as_deref()
+            .map(|c| decode_cursor(user, T::PREFIX, c))
+            .transpose()?;
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(user_pk(user)))
+            .expression_attribute_values(":prefix", s(T::PREFIX))
+            .set_exclusive_start_key(start)
+            .limit(page.limit.max(1) as i32)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let items = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(from_item)
+            .collect::<Result<Vec<T>, _>>()?;
+        Ok(Page {
+            items,
+            next_cursor: encode_cursor(out.last_evaluated_key.as_ref()),
+        })
+    }
+
+    async fn delete<T: Resource>(&self, user: &str, id: &str) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(PK, s(user_pk(user)))
+            .key(SK, s(format!("{}{id}", T::PREFIX)))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(out.attributes.is_some_and(|a| !a.is_empty()))
+    }
+
+    fn delivery_item(&self, delivery: &Delivery) -> Result<Item, StoreError> {
+        let mut item = to_item(delivery)?;
+        item.insert(PK.into(), s(user_pk(&delivery.user_id)));
+        item.insert(SK.into(), s(format!("DELIVERY#{}", delivery.id)));
+        item.insert(
+            EXPIRES_AT.into(),
+            n((delivery.created_at + self.delivery_retention).timestamp()),
+        );
+        Ok(item)
+    }
+
+    async fn put_delivery(&self, delivery: &Delivery) -> Result<(), StoreError> {
+        let item = self.delivery_item(delivery)?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    fn claim_item(key: &str, delivery: &Delivery, lease_until: DateTime<Utc>) -> Item {
+        HashMap::from([
+            (PK.to_string(), s(format!("CLAIM#{key}"))),
+            (SK.to_string(), s("CLAIM")),
+            ("state".to_string(), s("pending")),
+            ("lease_until".to_string(), n(lease_until.timestamp())),
+            ("delivery_id".to_string(), s(delivery.id.clone())),
+            ("user_id".to_string(), s(delivery.user_id.clone())),
+            (
+                EXPIRES_AT.to_string(),
+                n((Utc::now() + CLAIM_RETENTION).timestamp()),
+            ),
+        ])
+    }
+
+    /// After a lost claim race: decide between done, in progress, and taking over a stale lease.
+    async fn resolve_existing_claim(
+        &self,
+        key: &str,
+        pending: &Delivery,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Claim, StoreError> {
+        let existing = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, s(format!("CLAIM#{key}")))
+            .key(SK, s("CLAIM"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?
+            .item;
+        let Some(existing) = existing else {
+            return Ok(Claim::InProgress); // released meanwhile; a retry will claim it
+        };
+        let state = existing.get("state").and_then(|v| v.as_s().ok());
+        if state.map(String::as_str) != Some("pending") {
+            return Ok(Claim::AlreadyDone);
+        }
+        let old_lease = existing
+            .get("lease_until")
+            .and_then(|v| v.as_n().ok())
+            .cloned()
+            .unwrap_or_default();
+        if old_lease.parse::<i64>().unwrap_or(i64::MAX) > Utc::now().timestamp() {
+            return Ok(Claim::InProgress);
+        }
+        let taken = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(format!("CLAIM#{key}")))
+            .key(SK, s("CLAIM"))
+            .update_expression("SET lease_until = :new")
+            .condition_expression("#state = :pending AND lease_until = :old")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":new", n(lease_until.timestamp()))
+            .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":old", AttributeValue::N(old_lease))
+            .send()
+            .await;
+        match taken {
+            Ok(_) => {
+                let id = existing
+                    .get("delivery_id")
+                    .and_then(|v| v.as_s().ok())
+                    .cloned()
+                    .unwrap_or_else(|| pending.id.clone());
+                let mut delivery = self
+                    .get_delivery(&pending.user_id, &id)
+                    .await?
+                    .unwrap_or_else(|| Delivery {
+                        id: id.clone(),
+                        ..pending.clone()
+                    });
+                delivery.status = notify_domain::DeliveryStatus::Pending;
+                delivery.updated_at = Utc::now();
+                self.put_delivery(&delivery).await?;
+                Ok(Claim::Granted(delivery))
+            }
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(Claim::InProgress)
+            }
+            Err(err) => Err(unavailable(err)),
+        }
+    }
+}
+
+#[async_trait]
+impl ConfigStore for DynamoStore {
+    async fn save_source(&self, source: &Source, mode: WriteMode) -> Result<(), StoreError> {
+        self.save(source, mode).await
+    }
+    async fn get_source(&self, user: &str, id: &str) -> Result<Option<Source>, StoreError> {
+        self.get(user, id).await
+    }
+    async fn list_sources(&self, user: &str, page: &PageRequest) -> Result<Page<Source>, StoreError> {
+        self.list(user, page).await
+    }
+    async fn delete_source(&self, user: &str, id: &str) -> Result<bool, StoreError> {
+        self.delete::<Source>(user, id).await
+    }
+
+    async fn save_target(&self, target: &Target, mode: WriteMode) -> Result<(), StoreError> {
+        self.save(target, mode).await
+    }
+    async fn get_target(&self, user: &str, id: &str) -> Result<Option<Target>, StoreError> {
+        self.get(user, id).await
+    }
+    async fn list_targets(&self, user: &str, page: &PageRequest) -> Result<Page<Target>, StoreError> {
+        self.list(user, page).await
+    }
+    async fn delete_target(&self, user: &str, id: &str) -> Result<bool, StoreError> {
+        self.delete::<Target>(user, id).await
+    }
+
+    async fn save_task(&self, task: &Task, mode: WriteMode) -> Result<(), StoreError> {
+        self.save(task, mode).await
+    }
+    async fn get_task(&self, user: &str, id: &str) -> Result<Option<Task>, StoreError> {
+        self.get(user, id).await
+    }
+    async fn list_tasks(&self, user: &str, page: &PageRequest) -> Result<Page<Task>, StoreError> {
+        self.list(user, page).await
+    }
+    async fn delete_task(&self, user: &str, id: &str) -> Result<bool, StoreError> {
+        self.delete::<Task>(user, id).await
+    }
+
+    async fn tasks_for_event(
+        &self,
+        user: &str,
+        event: SectionEventName,
+    ) -> Result<Vec<Task>, StoreError> {
+        let mut tasks = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(EVENT_INDEX)
+                .key_condition_expression("#k = :k")
+                .expression_attribute_names("#k", EVENT_KEY)
+                .expression_attribute_values(":k", s(event_key(event.as_str(), user)))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in out.items.unwrap_or_default() {
+                let task: Task = from_item(item)?;
+                // The index is eventually consistent; the item itself is the authority.
+                if task.enabled && task.user_id == user && task.event() == Some(event) {
+                    tasks.push(task);
+                }
+            }
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        Ok(tasks)
+    }
+
+    async fn due_tasks(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Task>, StoreError> {
+        let mut due = Vec::new();
+        for shard in 0..DUE_SHARDS {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(DUE_INDEX)
+                .key_condition_expression("#shard = :shard AND #due <= :now")
+                .expression_attribute_names("#shard", DUE_SHARD)
+                .expression_attribute_names("#due", DUE_AT)
+                .expression_attribute_values(":shard", s(format!("DUE#{shard}")))
+                .expression_attribute_values(":now", n(now.timestamp()))
+                .limit(limit.max(1) as i32)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in out.items.unwrap_or_default() {
+                due.push(from_item::<Task>(item)?);
+            }
+        }
+        due.sort_by_key(|t| t.next_fire_at);
+        due.truncate(limit);
+        Ok(due)
+    }
+}
+
+#[async_trait]
+impl DeliveryLog for DynamoStore {
+    async fn claim_delivery(
+        &self,
+        key: &str,
+        pending: &Delivery,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Claim, StoreError> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(Self::claim_item(key, pending, lease_until)))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match put {
+            Ok(_) => {
+                self.put_delivery(pending).await?;
+                Ok(Claim::Granted(pending.clone()))
+            }
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                self.resolve_existing_claim(key, pending, lease_until).await
+            }
+            Err(err) => Err(unavailable(err)),
+        }
+    }
+
+    async fn claim_schedule_slot(
+        &self,
+        task: &Task,
+        slot: DateTime<Utc>,
+        next: Option<DateTime<Utc>>,
+        pending: &Delivery,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Claim, StoreError> {
+        let key = format!("schedule:{}:{}", task.id, slot.timestamp());
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key(PK, s(user_pk(&task.user_id)))
+            .key(SK, s(format!("TASK#{}", task.id)))
+            .condition_expression("#due = :slot AND enabled = :true")
+            .expression_attribute_names("#due", DUE_AT)
+            .expression_attribute_values(":slot", n(slot.timestamp()))
+            .expression_attribute_values(":true", AttributeValue::Bool(true));
+        let update = match next {
+            Some(next) => update
+                .update_expression("SET #due = :next, next_fire_at = :next_text")
+                .expression_attribute_values(":next", n(next.timestamp()))
+                .expression_attribute_values(
+                    ":next_text",
+                    s(next.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                ),
+            None => update
+                .update_expression("REMOVE #due, #shard, next_fire_at")
+                .expression_attribute_names("#shard", DUE_SHARD),
+        };
+        let claim = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(Self::claim_item(&key, pending, lease_until)))
+            .condition_expression("attribute_not_exists(pk)");
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(
+                TransactWriteItem::builder()
+                    .update(update.build().map_err(|e| StoreError::Corrupt(e.to_string()))?)
+                    .build(),
+            )
+            .transact_items(
+                TransactWriteItem::builder()
+                    .put(claim.build().map_err(|e| StoreError::Corrupt(e.to_string()))?)
+                    .build(),
+            )
+            .send()
+            .await;
+        match result {
+            Ok(_) => {
+                self.put_delivery(pending).await?;
+                Ok(Claim::Granted(pending.clone()))
+            }
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_transaction_canceled_exception()) =>
+            {
+                Ok(Claim::AlreadyDone)
+            }
+            Err(err) => Err(unavailable(err)),
+        }
+    }
+
+    async fn finish_delivery(
+        &self,
+        key: &str,
+        delivery: &Delivery,
+        release: bool,
+    ) -> Result<(), StoreError> {
+        self.put_delivery(delivery).await?;
+        let claim_key = (PK, s(format!("CLAIM#{key}")));
+        if release {
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .key(claim_key.0, claim_key.1)
+                .key(SK, s("CLAIM"))
+                .send()
+                .await
+                .map_err(unavailable)?;
+        } else {
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .key(claim_key.0, claim_key.1)
+                .key(SK, s("CLAIM"))
+                .update_expression("SET #state = :done")
+                .expression_attribute_names("#state", "state")
+                .expression_attribute_values(":done", s("done"))
+                .send()
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok(())
+    }
+
+    async fn get_delivery(&self, user: &str, id: &str) -> Result<Option<Delivery>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, s(user_pk(user)))
+            .key(SK, s(format!("DELIVERY#{id}")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        out.item.map(from_item).transpose()
+    }
+
+    async fn list_deliveries(
+        &self,
+        user: &str,
+        page: &PageRequest,
+    ) -> Result<Page<Delivery>, StoreError> {
+        let start = page
+            .cursor
+            .as_deref()
+            .map(|c| decode_cursor(user, "DELIVERY#", c))
+            .transpose()?;
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(user_pk(user)))
+            .expression_attribute_values(":prefix", s("DELIVERY#"))
+            .scan_index_forward(false)
+            .set_exclusive_start_key(start)
+            .limit(page.limit.max(1) as i32)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let items = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(from_item)
+            .collect::<Result<Vec<Delivery>, _>>()?;
+        Ok(Page {
+            items,
+            next_cursor: encode_cursor(out.last_evaluated_key.as_ref()),
+        })
+    }
+}

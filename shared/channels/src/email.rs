@@ -1,0 +1,512 @@
+//! E-mail over SMTP with lettre: implicit TLS, STARTTLS (required), or plaintext for local
+//! servers only; multipart/alternative with a plain-text and an HTML part.
+//!
+//! A transport is built per send (a send is one source/target pair, so there is nothing to pool
+//! across sends yet); what can be built once is: the EHLO name at construction, and the TLS
+//! parameters (a rustls config with the web PKI roots) once per SMTP host.
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use lettre::message::{Mailbox, MultiPart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
+use lettre::transport::smtp::PoolConfig;
+use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use notify_domain::{ChannelKind, FieldFormat, FieldSpec, KindSpec, Message};
+use serde_json::{Map, Value};
+
+use crate::text::escape_html;
+use crate::{config_str, Channel, Endpoints, Outcome, SendRequest};
+
+pub static SPEC: KindSpec = KindSpec {
+    kind: ChannelKind::Email,
+    label: "Email (SMTP)",
+    source_fields: &[
+        FieldSpec::new("host", "SMTP host", FieldFormat::Hostname),
+        FieldSpec::new("port", "SMTP port", FieldFormat::Port).default_value("587"),
+        FieldSpec::new("username", "Username", FieldFormat::Text { max_chars: 254 })
+            .help("Usually the mailbox address"),
+        FieldSpec::new("password", "Password", FieldFormat::Secret { max_chars: 512, multiline: false })
+            .secret()
+            .help("The provider's SMTP authorization code, not the mailbox password"),
+        FieldSpec::new("tls", "TLS mode", FieldFormat::Choice { options: &["auto", "implicit", "starttls", "none"] })
+            .default_value("auto")
+            .help("auto: implicit TLS on port 465, STARTTLS otherwise; none only for local test servers"),
+        FieldSpec::new("from_address", "From address", FieldFormat::Email)
+            .optional()
+            .help("Defaults to the username"),
+        FieldSpec::new("sender_name", "Sender display name", FieldFormat::Text { max_chars: 100 }).optional(),
+    ],
+    target_fields: &[FieldSpec::new("email", "Recipient address", FieldFormat::Email)],
+};
+
+/// The whole SMTP exchange (connect, TLS, EHLO, AUTH, MAIL, RCPT, DATA) must finish within this
+/// many times [`Endpoints::timeout`]. lettre's async client applies its timeout to the TCP
+/// connect only, so the per-command bound is this overall deadline.
+const EXCHANGE_TIMEOUTS: u32 = 3;
+
+/// TLS parameters cached per host; past this many hosts the cache starts over.
+const TLS_CACHE_LIMIT: usize = 64;
+
+pub struct EmailChannel {
+    endpoints: Endpoints,
+    hello_name: ClientId,
+    tls_by_host: Mutex<HashMap<String, TlsParameters>>,
+}
+
+impl EmailChannel {
+    pub fn new(endpoints: &Endpoints) -> Self {
+        EmailChannel {
+            endpoints: endpoints.clone(),
+            hello_name: ClientId::default(),
+            tls_by_host: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn tls_parameters(&self, host: &str) -> Result<TlsParameters, lettre::transport::smtp::Error> {
+        let mut cache = self
+            .tls_by_host
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(params) = cache.get(host) {
+            return Ok(params.clone());
+        }
+        let params = TlsParameters::new(host.to_string())?;
+        if cache.len() >= TLS_CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(host.to_string(), params.clone());
+        Ok(params)
+    }
+}
+
+/// How the connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Security {
+    /// TLS from the first byte (SMTPS, usually port 465).
+    Implicit,
+    /// Plaintext, then STARTTLS; refuses to go on if the upgrade is not offered or fails.
+    StartTls,
+    /// Plaintext throughout (local test servers only).
+    Plain,
+}
+
+/// The source's connection settings, read from its validated config.
+struct Smtp<'a> {
+    host: &'a str,
+    port: u16,
+    security: Security,
+    username: &'a str,
+    password: &'a str,
+}
+
+impl<'a> Smtp<'a> {
+    fn from_request(request: &SendRequest<'a>, endpoints: &Endpoints) -> Result<Self, Outcome> {
+        let config = request.source_config;
+        let host = config_str(config, "host").ok_or_else(|| Outcome::bad_config("the source has no SMTP host"))?;
+        let port = match config.get("port") {
+            None => 587,
+            Some(v) => v
+                .as_u64()
+                .and_then(|p| u16::try_from(p).ok())
+                .filter(|p| *p > 0)
+                .ok_or_else(|| Outcome::bad_config("the SMTP port must be a number from 1 to 65535"))?,
+        };
+        let security = match config_str(config, "tls").unwrap_or("auto") {
+            "auto" if port == 465 => Security::Implicit,
+            "auto" | "starttls" => Security::StartTls,
+            "implicit" => Security::Implicit,
+            "none" if endpoints.allow_plaintext_smtp => Security::Plain,
+            "none" => {
+                return Err(Outcome::bad_config(
+                    "tls 'none' (plaintext SMTP) is only allowed for local test servers, and this \
+                     deployment does not allow it; use auto, implicit or starttls",
+                ))
+            }
+            other => return Err(Outcome::bad_config(format!("unknown tls mode '{other}'"))),
+        };
+        let username =
+            config_str(config, "username").ok_or_else(|| Outcome::bad_config("the source has no SMTP username"))?;
+        let password = request
+            .source_secrets
+            .get("password")
+            .map(|p| p.expose())
+            .ok_or_else(|| Outcome::bad_config("the source has no SMTP password"))?;
+        Ok(Smtp {
+            host,
+            port,
+            security,
+            username,
+            password,
+        })
+    }
+}
+
+#[async_trait]
+impl Channel for EmailChannel {
+    fn spec(&self) -> &'static KindSpec {
+        &SPEC
+    }
+
+    async fn send(&self, request: &SendRequest<'_>) -> Outcome {
+        let smtp = match Smtp::from_request(request, &self.endpoints) {
+            Ok(smtp) => smtp,
+            Err(outcome) => return outcome,
+        };
+        let (email, message_id) = match build_email(request.source_config, request.target_config, request.message, smtp.username) {
+            Ok(built) => built,
+            Err(outcome) => return outcome,
+        };
+
+        let tls = match smtp.security {
+            Security::Plain => Tls::None,
+            Security::Implicit | Security::StartTls => match self.tls_parameters(smtp.host) {
+                Ok(params) if smtp.security == Security::Implicit => Tls::Wrapper(params),
+                Ok(params) => Tls::Required(params),
+                Err(e) => {
+                    return Outcome::permanent(
+                        Some("tls_error".into()),
+                        format!("cannot set up TLS for {}: {e}", smtp.host),
+                    )
+                }
+            },
+        };
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(smtp.host)
+            .port(smtp.port)
+            .tls(tls)
+            .timeout(Some(self.endpoints.timeout))
+            .hello_name(self.hello_name.clone())
+            .credentials(Credentials::new(smtp.username.to_string(), smtp.password.to_string()))
+            .pool_config(PoolConfig::new().max_size(1))
+            .build();
+
+        let deadline = self.endpoints.timeout.saturating_mul(EXCHANGE_TIMEOUTS);
+        let result = tokio::time::timeout(deadline, transport.send(email)).await;
+        let outcome = match result {
+            Ok(Ok(_response)) => Outcome::Delivered {
+                provider_message_id: Some(message_id),
+            },
+            Ok(Err(error)) => classify(&error, &smtp),
+            Err(_elapsed) => Outcome::retryable(
+                Some("timeout".into()),
+                format!(
+                    "the SMTP exchange with {}:{} did not finish within {}",
+                    smtp.host,
+                    smtp.port,
+                    format_duration(deadline)
+                ),
+            ),
+        };
+        redact_outcome(outcome, &secret_forms(smtp.username, smtp.password))
+    }
+}
+
+fn format_duration(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{} ms", d.as_millis())
+    }
+}
+
+/// Builds the message; returns it with its Message-ID (`<uuid@sender-domain>`).
+fn build_email(
+    source: &Map<String, Value>,
+    target: &Map<String, Value>,
+    message: &Message,
+    username: &str,
+) -> Result<(lettre::Message, String), Outcome> {
+    let from_text = config_str(source, "from_address").unwrap_or(username);
+    let from: Address = from_text.trim().parse().map_err(|_| {
+        Outcome::bad_config("the sender address (from_address, or the username when it is not set) is not a valid e-mail address")
+    })?;
+    let to: Address = config_str(target, "email")
+        .ok_or_else(|| Outcome::bad_config("the target has no email"))?
+        .trim()
+        .parse()
+        .map_err(|_| Outcome::bad_config("the target's email is not a valid e-mail address"))?;
+    let sender_name = config_str(source, "sender_name")
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(String::from);
+
+    let domain = if from.domain().is_ascii() { from.domain() } else { "localhost" };
+    let message_id = format!("<{}@{}>", uuid::Uuid::new_v4(), domain);
+
+    let email = lettre::Message::builder()
+        .from(Mailbox::new(sender_name, from))
+        .to(Mailbox::new(None, to))
+        .subject(single_line(&message.title))
+        .message_id(Some(message_id.clone()))
+        .multipart(MultiPart::alternative_plain_html(plain_text(message), html(message)))
+        .map_err(|e| Outcome::permanent(Some("invalid_message".into()), format!("cannot build the e-mail: {e}")))?;
+    Ok((email, message_id))
+}
+
+/// Header text on one line: control characters (line breaks, tabs) become spaces.
+fn single_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
+
+fn link_label(message: &Message) -> Option<&str> {
+    message.link_label.as_deref().map(str::trim).filter(|l| !l.is_empty())
+}
+
+/// The text/plain part: title, body, then the link on its own line.
+fn plain_text(message: &Message) -> String {
+    let mut out = String::new();
+    let title = message.title.trim();
+    if !title.is_empty() {
+        out.push_str(title);
+        out.push_str("\n\n");
+    }
+    let body = message.body.replace("\r\n", "\n");
+    let body = body.trim_matches('\n');
+    if !body.is_empty() {
+        out.push_str(body);
+        out.push_str("\n\n");
+    }
+    if let Some(link) = message.link.as_deref().map(str::trim).filter(|l| !l.is_empty()) {
+        if let Some(label) = link_label(message) {
+            out.push_str(label);
+            out.push_str(":\n");
+        }
+        out.push_str(link);
+        out.push('\n');
+    }
+    out
+}
+
+/// `url` if it is an absolute URL with one of `schemes` (no `javascript:` and the like).
+fn safe_url<'a>(url: &'a str, schemes: &[&str]) -> Option<&'a str> {
+    let url = url.trim();
+    let parsed = url::Url::parse(url).ok()?;
+    schemes.contains(&parsed.scheme()).then_some(url)
+}
+
+/// Body paragraphs (split on blank lines), each line escaped, lines joined with `<br>`.
+fn html_paragraphs(body: &str) -> Vec<String> {
+    let body = body.replace("\r\n", "\n");
+    let mut paragraphs = Vec::new();
+    let mut lines: Vec<String> = Vec::new();
+    for line in body.split('\n') {
+        if line.trim().is_empty() {
+            if !lines.is_empty() {
+                paragraphs.push(lines.join("<br>\n"));
+                lines.clear();
+            }
+        } else {
+            lines.push(escape_html(line));
+        }
+    }
+    if !lines.is_empty() {
+        paragraphs.push(lines.join("<br>\n"));
+    }
+    paragraphs
+}
+
+/// The text/html part. Every user value is escaped; URLs are escaped as attribute values and
+/// only http(s) (and mailto for the link) are used as URLs at all.
+fn html(message: &Message) -> String {
+    let title = escape_html(message.title.trim());
+    let mut out = String::with_capacity(1024 + message.body.len() * 2);
+    out.push_str("<!DOCTYPE html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n");
+    out.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
+    out.push_str(&format!("<title>{title}</title>\n</head>\n"));
+    out.push_str("<body style=\"margin:0;padding:0;background:#f4f4f5;\">\n");
+    out.push_str(
+        "<div style=\"max-width:600px;margin:0 auto;padding:24px;background:#ffffff;\
+         font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;font-size:16px;\
+         line-height:1.5;color:#18181b;\">\n",
+    );
+    if let Some(cover) = message.cover_url.as_deref().and_then(|u| safe_url(u, &["https", "http"])) {
+        out.push_str(&format!(
+            "<img src=\"{}\" alt=\"\" width=\"552\" style=\"display:block;width:100%;max-width:552px;height:auto;border:0;border-radius:8px;margin:0 0 16px;\">\n",
+            escape_html(cover)
+        ));
+    }
+    if !title.is_empty() {
+        out.push_str(&format!("<h1 style=\"font-size:22px;line-height:1.3;margin:0 0 16px;\">{title}</h1>\n"));
+    }
+    for paragraph in html_paragraphs(&message.body) {
+        out.push_str(&format!("<p style=\"margin:0 0 16px;\">{paragraph}</p>\n"));
+    }
+    if let Some(link) = message.link.as_deref().map(str::trim).filter(|l| !l.is_empty()) {
+        let label = escape_html(link_label(message).unwrap_or("Open"));
+        match safe_url(link, &["https", "http", "mailto"]) {
+            Some(url) => out.push_str(&format!(
+                "<p style=\"margin:24px 0 0;\"><a href=\"{}\" style=\"display:inline-block;padding:10px 20px;\
+                 background:#2563eb;color:#ffffff;text-decoration:none;border-radius:6px;font-weight:600;\">{label}</a></p>\n",
+                escape_html(url)
+            )),
+            // Not a URL we link to: show it as text.
+            None => out.push_str(&format!("<p style=\"margin:24px 0 0;\">{label}: {}</p>\n", escape_html(link))),
+        }
+    }
+    out.push_str("</div>\n</body>\n</html>\n");
+    out
+}
+
+/// Maps a lettre error to an outcome. Messages name the server, never a credential.
+fn classify(error: &lettre::transport::smtp::Error, smtp: &Smtp<'_>) -> Outcome {
+    let server = format!("{}:{}", smtp.host, smtp.port);
+    let detail = error.to_string();
+    if let Some(code) = error.status() {
+        let code = code.to_string();
+        let is_auth = matches!(code.as_str(), "530" | "534" | "535" | "538" | "454");
+        let what = if is_auth { "rejected the login" } else { "refused the message" };
+        let message = format!("SMTP server {server} {what}: {detail}");
+        return if error.is_transient() {
+            Outcome::retryable(Some(code), message)
+        } else {
+            Outcome::permanent(Some(code), message)
+        };
+    }
+    if error.is_tls() {
+        return Outcome::permanent(
+            Some("tls_error".into()),
+            format!("TLS with {server} failed (wrong port for the TLS mode, or an untrusted certificate?): {detail}"),
+        );
+    }
+    if error.is_timeout() {
+        return Outcome::retryable(Some("timeout".into()), format!("connecting to {server} timed out: {detail}"));
+    }
+    if error.is_client() {
+        return if detail.contains("STARTTLS") {
+            Outcome::permanent(
+                Some("starttls_unavailable".into()),
+                format!("SMTP server {server} does not offer STARTTLS; refusing to send in clear (use implicit TLS on port 465, or check the port)"),
+            )
+        } else if detail.contains("authentication mechanism") {
+            Outcome::permanent(
+                Some("auth_unsupported".into()),
+                format!("SMTP server {server} offers no supported login method (PLAIN or LOGIN): {detail}"),
+            )
+        } else {
+            Outcome::permanent(Some("smtp_client_error".into()), format!("cannot send through {server}: {detail}"))
+        };
+    }
+    if error.is_response() {
+        return Outcome::retryable(
+            Some("smtp_protocol_error".into()),
+            format!("SMTP server {server} sent an unreadable reply (is the TLS mode right for this port?): {detail}"),
+        );
+    }
+    Outcome::retryable(Some("connection_failed".into()), format!("cannot reach SMTP server {server}: {detail}"))
+}
+
+/// The password as it could appear on the wire: itself, and base64 in AUTH PLAIN and LOGIN.
+fn secret_forms(username: &str, password: &str) -> Vec<String> {
+    use base64::Engine as _;
+    if password.is_empty() {
+        return Vec::new();
+    }
+    let b64 = base64::engine::general_purpose::STANDARD;
+    vec![
+        password.to_string(),
+        b64.encode(format!("\0{username}\0{password}")),
+        b64.encode(password),
+    ]
+}
+
+fn redact_outcome(outcome: Outcome, secrets: &[String]) -> Outcome {
+    let redact = |mut message: String| {
+        for secret in secrets {
+            if message.contains(secret.as_str()) {
+                message = message.replace(secret.as_str(), "<redacted>");
+            }
+        }
+        message
+    };
+    match outcome {
+        Outcome::Retryable {
+            code,
+            message,
+            retry_after_secs,
+        } => Outcome::Retryable {
+            code,
+            message: redact(message),
+            retry_after_secs,
+        },
+        Outcome::Permanent { code, message } => Outcome::Permanent {
+            code,
+            message: redact(message),
+        },
+        Outcome::DeadTarget { code, message } => Outcome::DeadTarget {
+            code,
+            message: redact(message),
+        },
+        delivered @ Outcome::Delivered { .. } => delivered,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(title: &str, body: &str, link: Option<&str>, cover: Option<&str>) -> Message {
+        Message {
+            title: title.into(),
+            body: body.into(),
+            link: link.map(Into::into),
+            link_label: Some("View \"it\"".into()),
+            cover_url: cover.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn html_escapes_every_user_value() {
+        let m = msg(
+            "<script>alert(1)</script>",
+            "a & b\nline 2\n\n\n<p>para 2</p>",
+            Some("https://x.example/?a=1&b=\"2\""),
+            Some("https://img.example/c.png?x=<y>"),
+        );
+        let h = html(&m);
+        assert!(h.contains("<h1 style=\"font-size:22px;line-height:1.3;margin:0 0 16px;\">&lt;script&gt;alert(1)&lt;/script&gt;</h1>"), "{h}");
+        assert!(h.contains(">a &amp; b<br>\nline 2</p>"), "{h}");
+        assert!(h.contains(">&lt;p&gt;para 2&lt;/p&gt;</p>"), "{h}");
+        assert!(h.contains("href=\"https://x.example/?a=1&amp;b=&quot;2&quot;\""), "{h}");
+        assert!(h.contains(">View &quot;it&quot;</a>"), "{h}");
+        assert!(h.contains("src=\"https://img.example/c.png?x=&lt;y&gt;\""), "{h}");
+        assert!(!h.contains("<script>"));
+    }
+
+    #[test]
+    fn html_does_not_link_other_schemes() {
+        let m = msg("t", "b", Some("javascript:alert(1)"), Some("data:image/png;base64,AAAA"));
+        let h = html(&m);
+        assert!(!h.contains("href="), "{h}");
+        assert!(!h.contains("<img"), "{h}");
+        assert!(h.contains("View &quot;it&quot;: javascript:alert(1)"), "{h}");
+    }
+
+    #[test]
+    fn plain_text_layout() {
+        let m = msg("Title", "Body\r\nline", Some("https://x.example"), None);
+        assert_eq!(plain_text(&m), "Title\n\nBody\nline\n\nView \"it\":\nhttps://x.example\n");
+        let m = Message { link_label: None, ..msg("T", "", Some("https://x.example"), None) };
+        assert_eq!(plain_text(&m), "T\n\nhttps://x.example\n");
+    }
+
+    #[test]
+    fn subject_is_one_line() {
+        assert_eq!(single_line(" a\r\nBcc: x@y.z\t!"), "a  Bcc: x@y.z !");
+    }
+
+    #[test]
+    fn redacts_password_forms() {
+        let forms = secret_forms("u", "p4ss");
+        // base64("\0u\0p4ss") = "AHUAcDRzcw==", base64("p4ss") = "cDRzcw==".
+        assert_eq!(forms, vec!["p4ss", "AHUAcDRzcw==", "cDRzcw=="]);
+        let o = redact_outcome(Outcome::permanent(None, "x p4ss y cDRzcw=="), &forms);
+        assert_eq!(o.message(), Some("x <redacted> y <redacted>"));
+    }
+}
