@@ -9,16 +9,30 @@ const SOURCE_FIELDS: &[FieldSpec] = &[
         .help("Membership details → Team ID"),
     FieldSpec::new("key_id", "Key ID", FieldFormat::Text { max_chars: 10 })
         .help("Certificates, Identifiers & Profiles → Keys → Key ID"),
-    FieldSpec::new("apns_topic", "Bundle ID", FieldFormat::Text { max_chars: 200 })
-        .help("The bundle id of the app that receives the pushes"),
-    FieldSpec::new("private_key", "Private key (.p8)", FieldFormat::Secret { max_chars: 4096, multiline: true })
-        .secret()
-        .help("Contents of the downloaded AuthKey_XXXXXXXXXX.p8 file"),
+    FieldSpec::new(
+        "apns_topic",
+        "Bundle ID",
+        FieldFormat::Text { max_chars: 200 },
+    )
+    .help("The bundle id of the app that receives the pushes"),
+    FieldSpec::new(
+        "private_key",
+        "Private key (.p8)",
+        FieldFormat::Secret {
+            max_chars: 4096,
+            multiline: true,
+        },
+    )
+    .secret()
+    .help("Contents of the downloaded AuthKey_XXXXXXXXXX.p8 file"),
 ];
 const TARGET_FIELDS: &[FieldSpec] = &[FieldSpec::new(
     "device_token",
     "Device token",
-    FieldFormat::HexToken { min_len: 64, max_len: 200 },
+    FieldFormat::HexToken {
+        min_len: 64,
+        max_len: 200,
+    },
 )];
 
 pub static PRODUCTION_SPEC: KindSpec = KindSpec {
@@ -40,10 +54,14 @@ pub struct ApnsChannel {
 
 impl ApnsChannel {
     pub fn production() -> Self {
-        ApnsChannel { spec: &PRODUCTION_SPEC }
+        ApnsChannel {
+            spec: &PRODUCTION_SPEC,
+        }
     }
     pub fn sandbox() -> Self {
-        ApnsChannel { spec: &SANDBOX_SPEC }
+        ApnsChannel {
+            spec: &SANDBOX_SPEC,
+        }
     }
 }
 

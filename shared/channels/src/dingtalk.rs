@@ -12,11 +12,21 @@ pub static SPEC: KindSpec = KindSpec {
         FieldSpec::new(
             "webhook_url",
             "Webhook URL",
-            FieldFormat::WebhookUrl { hosts: &["oapi.dingtalk.com"], path_prefix: "/robot/send" },
+            FieldFormat::WebhookUrl {
+                hosts: &["oapi.dingtalk.com"],
+                path_prefix: "/robot/send",
+            },
         ),
-        FieldSpec::new("sign", "Signing secret", FieldFormat::Secret { max_chars: 128, multiline: false })
-            .secret()
-            .help("The robot's SEC… signing secret"),
+        FieldSpec::new(
+            "sign",
+            "Signing secret",
+            FieldFormat::Secret {
+                max_chars: 128,
+                multiline: false,
+            },
+        )
+        .secret()
+        .help("The robot's SEC… signing secret"),
     ],
 };
 

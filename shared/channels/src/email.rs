@@ -29,18 +29,42 @@ pub static SPEC: KindSpec = KindSpec {
         FieldSpec::new("port", "SMTP port", FieldFormat::Port).default_value("587"),
         FieldSpec::new("username", "Username", FieldFormat::Text { max_chars: 254 })
             .help("Usually the mailbox address"),
-        FieldSpec::new("password", "Password", FieldFormat::Secret { max_chars: 512, multiline: false })
-            .secret()
-            .help("The provider's SMTP authorization code, not the mailbox password"),
-        FieldSpec::new("tls", "TLS mode", FieldFormat::Choice { options: &["auto", "implicit", "starttls", "none"] })
-            .default_value("auto")
-            .help("auto: implicit TLS on port 465, STARTTLS otherwise; none only for local test servers"),
+        FieldSpec::new(
+            "password",
+            "Password",
+            FieldFormat::Secret {
+                max_chars: 512,
+                multiline: false,
+            },
+        )
+        .secret()
+        .help("The provider's SMTP authorization code, not the mailbox password"),
+        FieldSpec::new(
+            "tls",
+            "TLS mode",
+            FieldFormat::Choice {
+                options: &["auto", "implicit", "starttls", "none"],
+            },
+        )
+        .default_value("auto")
+        .help(
+            "auto: implicit TLS on port 465, STARTTLS otherwise; none only for local test servers",
+        ),
         FieldSpec::new("from_address", "From address", FieldFormat::Email)
             .optional()
             .help("Defaults to the username"),
-        FieldSpec::new("sender_name", "Sender display name", FieldFormat::Text { max_chars: 100 }).optional(),
+        FieldSpec::new(
+            "sender_name",
+            "Sender display name",
+            FieldFormat::Text { max_chars: 100 },
+        )
+        .optional(),
     ],
-    target_fields: &[FieldSpec::new("email", "Recipient address", FieldFormat::Email)],
+    target_fields: &[FieldSpec::new(
+        "email",
+        "Recipient address",
+        FieldFormat::Email,
+    )],
 };
 
 /// The whole SMTP exchange (connect, TLS, EHLO, AUTH, MAIL, RCPT, DATA) must finish within this
@@ -106,30 +130,32 @@ struct Smtp<'a> {
 impl<'a> Smtp<'a> {
     fn from_request(request: &SendRequest<'a>, endpoints: &Endpoints) -> Result<Self, Outcome> {
         let config = request.source_config;
-        let host = config_str(config, "host").ok_or_else(|| Outcome::bad_config("the source has no SMTP host"))?;
+        let host = config_str(config, "host")
+            .ok_or_else(|| Outcome::bad_config("the source has no SMTP host"))?;
         let port = match config.get("port") {
             None => 587,
             Some(v) => v
                 .as_u64()
                 .and_then(|p| u16::try_from(p).ok())
                 .filter(|p| *p > 0)
-                .ok_or_else(|| Outcome::bad_config("the SMTP port must be a number from 1 to 65535"))?,
+                .ok_or_else(|| {
+                    Outcome::bad_config("the SMTP port must be a number from 1 to 65535")
+                })?,
         };
-        let security = match config_str(config, "tls").unwrap_or("auto") {
-            "auto" if port == 465 => Security::Implicit,
-            "auto" | "starttls" => Security::StartTls,
-            "implicit" => Security::Implicit,
-            "none" if endpoints.allow_plaintext_smtp => Security::Plain,
-            "none" => {
-                return Err(Outcome::bad_config(
+        let security =
+            match config_str(config, "tls").unwrap_or("auto") {
+                "auto" if port == 465 => Security::Implicit,
+                "auto" | "starttls" => Security::StartTls,
+                "implicit" => Security::Implicit,
+                "none" if endpoints.allow_plaintext_smtp => Security::Plain,
+                "none" => return Err(Outcome::bad_config(
                     "tls 'none' (plaintext SMTP) is only allowed for local test servers, and this \
                      deployment does not allow it; use auto, implicit or starttls",
-                ))
-            }
-            other => return Err(Outcome::bad_config(format!("unknown tls mode '{other}'"))),
-        };
-        let username =
-            config_str(config, "username").ok_or_else(|| Outcome::bad_config("the source has no SMTP username"))?;
+                )),
+                other => return Err(Outcome::bad_config(format!("unknown tls mode '{other}'"))),
+            };
+        let username = config_str(config, "username")
+            .ok_or_else(|| Outcome::bad_config("the source has no SMTP username"))?;
         let password = request
             .source_secrets
             .get("password")
@@ -156,7 +182,12 @@ impl Channel for EmailChannel {
             Ok(smtp) => smtp,
             Err(outcome) => return outcome,
         };
-        let (email, message_id) = match build_email(request.source_config, request.target_config, request.message, smtp.username) {
+        let (email, message_id) = match build_email(
+            request.source_config,
+            request.target_config,
+            request.message,
+            smtp.username,
+        ) {
             Ok(built) => built,
             Err(outcome) => return outcome,
         };
@@ -179,7 +210,10 @@ impl Channel for EmailChannel {
             .tls(tls)
             .timeout(Some(self.endpoints.timeout))
             .hello_name(self.hello_name.clone())
-            .credentials(Credentials::new(smtp.username.to_string(), smtp.password.to_string()))
+            .credentials(Credentials::new(
+                smtp.username.to_string(),
+                smtp.password.to_string(),
+            ))
             .pool_config(PoolConfig::new().max_size(1))
             .build();
 
@@ -233,7 +267,11 @@ fn build_email(
         .filter(|n| !n.is_empty())
         .map(String::from);
 
-    let domain = if from.domain().is_ascii() { from.domain() } else { "localhost" };
+    let domain = if from.domain().is_ascii() {
+        from.domain()
+    } else {
+        "localhost"
+    };
     let message_id = format!("<{}@{}>", uuid::Uuid::new_v4(), domain);
 
     let email = lettre::Message::builder()
@@ -241,8 +279,16 @@ fn build_email(
         .to(Mailbox::new(None, to))
         .subject(single_line(&message.title))
         .message_id(Some(message_id.clone()))
-        .multipart(MultiPart::alternative_plain_html(plain_text(message), html(message)))
-        .map_err(|e| Outcome::permanent(Some("invalid_message".into()), format!("cannot build the e-mail: {e}")))?;
+        .multipart(MultiPart::alternative_plain_html(
+            plain_text(message),
+            html(message),
+        ))
+        .map_err(|e| {
+            Outcome::permanent(
+                Some("invalid_message".into()),
+                format!("cannot build the e-mail: {e}"),
+            )
+        })?;
     Ok((email, message_id))
 }
 
@@ -256,7 +302,11 @@ fn single_line(text: &str) -> String {
 }
 
 fn link_label(message: &Message) -> Option<&str> {
-    message.link_label.as_deref().map(str::trim).filter(|l| !l.is_empty())
+    message
+        .link_label
+        .as_deref()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
 }
 
 /// The text/plain part: title, body, then the link on its own line.
@@ -273,7 +323,12 @@ fn plain_text(message: &Message) -> String {
         out.push_str(body);
         out.push_str("\n\n");
     }
-    if let Some(link) = message.link.as_deref().map(str::trim).filter(|l| !l.is_empty()) {
+    if let Some(link) = message
+        .link
+        .as_deref()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+    {
         if let Some(label) = link_label(message) {
             out.push_str(label);
             out.push_str(":\n");
@@ -326,19 +381,30 @@ fn html(message: &Message) -> String {
          font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;font-size:16px;\
          line-height:1.5;color:#18181b;\">\n",
     );
-    if let Some(cover) = message.cover_url.as_deref().and_then(|u| safe_url(u, &["https", "http"])) {
+    if let Some(cover) = message
+        .cover_url
+        .as_deref()
+        .and_then(|u| safe_url(u, &["https", "http"]))
+    {
         out.push_str(&format!(
             "<img src=\"{}\" alt=\"\" width=\"552\" style=\"display:block;width:100%;max-width:552px;height:auto;border:0;border-radius:8px;margin:0 0 16px;\">\n",
             escape_html(cover)
         ));
     }
     if !title.is_empty() {
-        out.push_str(&format!("<h1 style=\"font-size:22px;line-height:1.3;margin:0 0 16px;\">{title}</h1>\n"));
+        out.push_str(&format!(
+            "<h1 style=\"font-size:22px;line-height:1.3;margin:0 0 16px;\">{title}</h1>\n"
+        ));
     }
     for paragraph in html_paragraphs(&message.body) {
         out.push_str(&format!("<p style=\"margin:0 0 16px;\">{paragraph}</p>\n"));
     }
-    if let Some(link) = message.link.as_deref().map(str::trim).filter(|l| !l.is_empty()) {
+    if let Some(link) = message
+        .link
+        .as_deref()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+    {
         let label = escape_html(link_label(message).unwrap_or("Open"));
         match safe_url(link, &["https", "http", "mailto"]) {
             Some(url) => out.push_str(&format!(
@@ -361,7 +427,11 @@ fn classify(error: &lettre::transport::smtp::Error, smtp: &Smtp<'_>) -> Outcome 
     if let Some(code) = error.status() {
         let code = code.to_string();
         let is_auth = matches!(code.as_str(), "530" | "534" | "535" | "538" | "454");
-        let what = if is_auth { "rejected the login" } else { "refused the message" };
+        let what = if is_auth {
+            "rejected the login"
+        } else {
+            "refused the message"
+        };
         let message = format!("SMTP server {server} {what}: {detail}");
         return if error.is_transient() {
             Outcome::retryable(Some(code), message)
@@ -369,14 +439,21 @@ fn classify(error: &lettre::transport::smtp::Error, smtp: &Smtp<'_>) -> Outcome 
             Outcome::permanent(Some(code), message)
         };
     }
-    if error.is_tls() {
+    // lettre reports a failed TLS handshake (rustls' error inside an `InvalidData` I/O error) as
+    // a connection error; find it in the chain.
+    let handshake_failed = io_error_kind(error) == Some(std::io::ErrorKind::InvalidData)
+        || detail.contains("valid DNS name");
+    if error.is_tls() || handshake_failed {
         return Outcome::permanent(
             Some("tls_error".into()),
             format!("TLS with {server} failed (wrong port for the TLS mode, or an untrusted certificate?): {detail}"),
         );
     }
     if error.is_timeout() {
-        return Outcome::retryable(Some("timeout".into()), format!("connecting to {server} timed out: {detail}"));
+        return Outcome::retryable(
+            Some("timeout".into()),
+            format!("connecting to {server} timed out: {detail}"),
+        );
     }
     if error.is_client() {
         return if detail.contains("STARTTLS") {
@@ -390,7 +467,10 @@ fn classify(error: &lettre::transport::smtp::Error, smtp: &Smtp<'_>) -> Outcome 
                 format!("SMTP server {server} offers no supported login method (PLAIN or LOGIN): {detail}"),
             )
         } else {
-            Outcome::permanent(Some("smtp_client_error".into()), format!("cannot send through {server}: {detail}"))
+            Outcome::permanent(
+                Some("smtp_client_error".into()),
+                format!("cannot send through {server}: {detail}"),
+            )
         };
     }
     if error.is_response() {
@@ -399,7 +479,22 @@ fn classify(error: &lettre::transport::smtp::Error, smtp: &Smtp<'_>) -> Outcome 
             format!("SMTP server {server} sent an unreadable reply (is the TLS mode right for this port?): {detail}"),
         );
     }
-    Outcome::retryable(Some("connection_failed".into()), format!("cannot reach SMTP server {server}: {detail}"))
+    Outcome::retryable(
+        Some("connection_failed".into()),
+        format!("cannot reach SMTP server {server}: {detail}"),
+    )
+}
+
+/// The kind of the first I/O error in `error`'s source chain.
+fn io_error_kind(error: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind> {
+    let mut source = error.source();
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return Some(io.kind());
+        }
+        source = cause.source();
+    }
+    None
 }
 
 /// The password as it could appear on the wire: itself, and base64 in AUTH PLAIN and LOGIN.
@@ -473,26 +568,46 @@ mod tests {
         assert!(h.contains("<h1 style=\"font-size:22px;line-height:1.3;margin:0 0 16px;\">&lt;script&gt;alert(1)&lt;/script&gt;</h1>"), "{h}");
         assert!(h.contains(">a &amp; b<br>\nline 2</p>"), "{h}");
         assert!(h.contains(">&lt;p&gt;para 2&lt;/p&gt;</p>"), "{h}");
-        assert!(h.contains("href=\"https://x.example/?a=1&amp;b=&quot;2&quot;\""), "{h}");
+        assert!(
+            h.contains("href=\"https://x.example/?a=1&amp;b=&quot;2&quot;\""),
+            "{h}"
+        );
         assert!(h.contains(">View &quot;it&quot;</a>"), "{h}");
-        assert!(h.contains("src=\"https://img.example/c.png?x=&lt;y&gt;\""), "{h}");
+        assert!(
+            h.contains("src=\"https://img.example/c.png?x=&lt;y&gt;\""),
+            "{h}"
+        );
         assert!(!h.contains("<script>"));
     }
 
     #[test]
     fn html_does_not_link_other_schemes() {
-        let m = msg("t", "b", Some("javascript:alert(1)"), Some("data:image/png;base64,AAAA"));
+        let m = msg(
+            "t",
+            "b",
+            Some("javascript:alert(1)"),
+            Some("data:image/png;base64,AAAA"),
+        );
         let h = html(&m);
         assert!(!h.contains("href="), "{h}");
         assert!(!h.contains("<img"), "{h}");
-        assert!(h.contains("View &quot;it&quot;: javascript:alert(1)"), "{h}");
+        assert!(
+            h.contains("View &quot;it&quot;: javascript:alert(1)"),
+            "{h}"
+        );
     }
 
     #[test]
     fn plain_text_layout() {
         let m = msg("Title", "Body\r\nline", Some("https://x.example"), None);
-        assert_eq!(plain_text(&m), "Title\n\nBody\nline\n\nView \"it\":\nhttps://x.example\n");
-        let m = Message { link_label: None, ..msg("T", "", Some("https://x.example"), None) };
+        assert_eq!(
+            plain_text(&m),
+            "Title\n\nBody\nline\n\nView \"it\":\nhttps://x.example\n"
+        );
+        let m = Message {
+            link_label: None,
+            ..msg("T", "", Some("https://x.example"), None)
+        };
         assert_eq!(plain_text(&m), "T\n\nhttps://x.example\n");
     }
 

@@ -11,11 +11,24 @@ pub static SPEC: KindSpec = KindSpec {
     source_fields: &[
         FieldSpec::new("app_id", "App ID", FieldFormat::Text { max_chars: 64 })
             .help("App ID of a self-built app with the image upload permission"),
-        FieldSpec::new("app_secret", "App secret", FieldFormat::Secret { max_chars: 128, multiline: false })
-            .secret(),
-        FieldSpec::new("domain", "Deployment", FieldFormat::Choice { options: &["feishu", "lark"] })
-            .default_value("feishu")
-            .help("feishu (open.feishu.cn) or lark (open.larksuite.com)"),
+        FieldSpec::new(
+            "app_secret",
+            "App secret",
+            FieldFormat::Secret {
+                max_chars: 128,
+                multiline: false,
+            },
+        )
+        .secret(),
+        FieldSpec::new(
+            "domain",
+            "Deployment",
+            FieldFormat::Choice {
+                options: &["feishu", "lark"],
+            },
+        )
+        .default_value("feishu")
+        .help("feishu (open.feishu.cn) or lark (open.larksuite.com)"),
     ],
     target_fields: &[
         FieldSpec::new(
@@ -26,9 +39,16 @@ pub static SPEC: KindSpec = KindSpec {
                 path_prefix: "/open-apis/bot/v2/hook/",
             },
         ),
-        FieldSpec::new("sign", "Signing secret", FieldFormat::Secret { max_chars: 128, multiline: false })
-            .secret()
-            .help("The bot's signature verification secret"),
+        FieldSpec::new(
+            "sign",
+            "Signing secret",
+            FieldFormat::Secret {
+                max_chars: 128,
+                multiline: false,
+            },
+        )
+        .secret()
+        .help("The bot's signature verification secret"),
     ],
 };
 

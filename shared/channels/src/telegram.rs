@@ -12,21 +12,37 @@ use notify_domain::{ChannelKind, FieldFormat, FieldSpec, KindSpec, Message};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::text::{cost_of, cut_within, escape_html_text, escaped_text_utf16_units, first_line, utf16_len};
+use crate::text::{
+    cost_of, cut_within, escape_html_text, escaped_text_utf16_units, first_line, utf16_len,
+};
 use crate::{config_str, Channel, Endpoints, Outcome, SendRequest};
 
 pub static SPEC: KindSpec = KindSpec {
     kind: ChannelKind::Telegram,
     label: "Telegram",
-    source_fields: &[FieldSpec::new("bot_token", "Bot token", FieldFormat::Secret { max_chars: 128, multiline: false })
-        .secret()
-        .help("The token @BotFather gave you, like 123456:ABC-DEF…")],
+    source_fields: &[FieldSpec::new(
+        "bot_token",
+        "Bot token",
+        FieldFormat::Secret {
+            max_chars: 128,
+            multiline: false,
+        },
+    )
+    .secret()
+    .help("The token @BotFather gave you, like 123456:ABC-DEF…")],
     target_fields: &[
         FieldSpec::new("chat_id", "Chat id", FieldFormat::TelegramChatId)
             .help("Numeric chat id (groups are negative) or @channelusername"),
-        FieldSpec::new("message_thread_id", "Forum topic id", FieldFormat::Integer { min: 1, max: i64::MAX })
-            .optional()
-            .help("Only for forum supergroups: the topic to post in"),
+        FieldSpec::new(
+            "message_thread_id",
+            "Forum topic id",
+            FieldFormat::Integer {
+                min: 1,
+                max: i64::MAX,
+            },
+        )
+        .optional()
+        .help("Only for forum supergroups: the topic to post in"),
     ],
 };
 
@@ -45,7 +61,10 @@ impl TelegramChannel {
     pub fn new(http: reqwest::Client, endpoints: &Endpoints) -> Self {
         TelegramChannel {
             http,
-            api_base: endpoints.telegram_api_base.trim_end_matches('/').to_string(),
+            api_base: endpoints
+                .telegram_api_base
+                .trim_end_matches('/')
+                .to_string(),
         }
     }
 
@@ -114,7 +133,10 @@ impl Channel for TelegramChannel {
                 }
                 Err(outcome) => {
                     let outcome = if index > 0 {
-                        annotate(outcome, &format!(" ({index} of {total} parts were already delivered)"))
+                        annotate(
+                            outcome,
+                            &format!(" ({index} of {total} parts were already delivered)"),
+                        )
                     } else {
                         outcome
                     };
@@ -298,7 +320,10 @@ enum Segment<'a> {
     Bold(&'a str),
     Plain(&'a str),
     /// Rendered whole or not at all.
-    Link { href: &'a str, label: &'a str },
+    Link {
+        href: &'a str,
+        label: &'a str,
+    },
 }
 
 fn render_link(href: &str, label: &str) -> String {
@@ -408,8 +433,7 @@ impl Packer {
             } else if cut.at_line > 0 {
                 cut.at_line
             } else if self.units > 0
-                && overhead + cost_of(first_line(text), escaped_text_utf16_units)
-                    <= self.max
+                && overhead + cost_of(first_line(text), escaped_text_utf16_units) <= self.max
             {
                 // The line fits a fresh part whole: start one rather than cut the line.
                 self.flush();
@@ -457,7 +481,12 @@ mod tests {
 
     #[test]
     fn renders_title_body_and_link() {
-        let m = msg("Hi & <you>", "a < b\nc > d", Some("https://x.example/?a=1&b=\"2\""), None);
+        let m = msg(
+            "Hi & <you>",
+            "a < b\nc > d",
+            Some("https://x.example/?a=1&b=\"2\""),
+            None,
+        );
         assert_eq!(
             render_parts(&m, MAX_TEXT_UNITS),
             vec!["<b>Hi &amp; &lt;you&gt;</b>\n\na &lt; b\nc &gt; d\n\n<a href=\"https://x.example/?a=1&amp;b=&quot;2&quot;\">Open</a>"]
@@ -473,7 +502,10 @@ mod tests {
     fn splits_at_lines_and_repeats_bold_for_a_split_title() {
         // max 20: "<b>T</b>\n\n" is 10 units; "line one\n" 9 fits (19); "line two" (8) goes on.
         let m = msg("T", "line one\nline two", None, None);
-        assert_eq!(render_parts(&m, 20), vec!["<b>T</b>\n\nline one", "line two"]);
+        assert_eq!(
+            render_parts(&m, 20),
+            vec!["<b>T</b>\n\nline one", "line two"]
+        );
         // A 10-character title with max 12: 7 units of tags leave 5 characters a part.
         let m = msg("abcdefghij", "", None, None);
         assert_eq!(render_parts(&m, 12), vec!["<b>abcde</b>", "<b>fghij</b>"]);
@@ -484,7 +516,10 @@ mod tests {
         let m = msg("T", "body", Some("https://e.x"), Some("L"));
         // Link element: <a href="https://e.x">L</a> = 9 + 11 + 2 + 1 + 4 = 27 units.
         let parts = render_parts(&m, 30);
-        assert_eq!(parts, vec!["<b>T</b>\n\nbody", "<a href=\"https://e.x\">L</a>"]);
+        assert_eq!(
+            parts,
+            vec!["<b>T</b>\n\nbody", "<a href=\"https://e.x\">L</a>"]
+        );
     }
 
     #[test]
@@ -501,11 +536,16 @@ mod tests {
         let r = interpret_reply(403, br#"{"ok":false,"error_code":403,"description":"Forbidden: bot was kicked from the group chat"}"#);
         assert!(matches!(r, Err(Outcome::DeadTarget { .. })));
         let r = interpret_reply(502, b"<html>Bad Gateway</html>");
-        assert!(matches!(r, Err(Outcome::Retryable { ref code, .. }) if code.as_deref() == Some("502")));
+        assert!(
+            matches!(r, Err(Outcome::Retryable { ref code, .. }) if code.as_deref() == Some("502"))
+        );
         let r = interpret_reply(404, b"not found");
         assert!(matches!(r, Err(Outcome::Permanent { .. })));
         // HTTP 200 but ok:false is a failure.
-        let r = interpret_reply(200, br#"{"ok":false,"error_code":400,"description":"Bad Request: message text is empty"}"#);
+        let r = interpret_reply(
+            200,
+            br#"{"ok":false,"error_code":400,"description":"Bad Request: message text is empty"}"#,
+        );
         assert!(matches!(r, Err(Outcome::Permanent { .. })));
         let r = interpret_reply(200, br#"{"ok":true,"result":{"message_id":42}}"#);
         assert_eq!(r, Ok("42".into()));
@@ -522,6 +562,9 @@ mod tests {
     #[test]
     fn scrub_removes_the_token() {
         let o = Outcome::retryable(None, "oops at /bot1:tok/sendMessage");
-        assert_eq!(scrub(o, "1:tok").message(), Some("oops at /bot<bot token>/sendMessage"));
+        assert_eq!(
+            scrub(o, "1:tok").message(),
+            Some("oops at /bot<bot token>/sendMessage")
+        );
     }
 }

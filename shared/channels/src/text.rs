@@ -117,8 +117,14 @@ mod tests {
 
     #[test]
     fn escapes_text_and_attributes() {
-        assert_eq!(escape_html(r#"<a href="x">'&'</a>"#), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
-        assert_eq!(escape_html_text(r#"That's "it" & <b>"#), r#"That's "it" &amp; &lt;b&gt;"#);
+        assert_eq!(
+            escape_html(r#"<a href="x">'&'</a>"#),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
+        assert_eq!(
+            escape_html_text(r#"That's "it" & <b>"#),
+            r#"That's "it" &amp; &lt;b&gt;"#
+        );
     }
 
     #[test]
@@ -135,7 +141,11 @@ mod tests {
     fn escaped_cost_matches_escaping() {
         for c in ['&', '<', '>', '"', 'a', 'é', '通', '😀'] {
             let s = c.to_string();
-            assert_eq!(escaped_text_utf16_units(c), utf16_len(&escape_html_text(&s)), "{c}");
+            assert_eq!(
+                escaped_text_utf16_units(c),
+                utf16_len(&escape_html_text(&s)),
+                "{c}"
+            );
         }
     }
 
@@ -143,12 +153,36 @@ mod tests {
     fn cut_prefers_reporting_line_ends() {
         // "ab\ncd\nef": newlines at byte 2 and 5.
         let c = cut_within("ab\ncd\nef", 7, utf16_len_char);
-        assert_eq!(c, Cut { at_line: 6, at_char: 7 });
+        assert_eq!(
+            c,
+            Cut {
+                at_line: 6,
+                at_char: 7
+            }
+        );
         let c = cut_within("ab\ncd\nef", 5, utf16_len_char);
-        assert_eq!(c, Cut { at_line: 3, at_char: 5 });
+        assert_eq!(
+            c,
+            Cut {
+                at_line: 3,
+                at_char: 5
+            }
+        );
         let c = cut_within("abcdef", 4, utf16_len_char);
-        assert_eq!(c, Cut { at_line: 0, at_char: 4 });
-        assert_eq!(cut_within("", 4, utf16_len_char), Cut { at_line: 0, at_char: 0 });
+        assert_eq!(
+            c,
+            Cut {
+                at_line: 0,
+                at_char: 4
+            }
+        );
+        assert_eq!(
+            cut_within("", 4, utf16_len_char),
+            Cut {
+                at_line: 0,
+                at_char: 0
+            }
+        );
     }
 
     fn utf16_len_char(c: char) -> usize {
@@ -166,18 +200,30 @@ mod tests {
     fn splits_on_line_boundaries() {
         let text = "first line\nsecond line\nthird";
         // 11 + 12 + 5 units; a limit of 24 fits the first two lines, not the third.
-        assert_eq!(split_chunks(text, 24, utf16_len_char), vec!["first line\nsecond line\n", "third"]);
+        assert_eq!(
+            split_chunks(text, 24, utf16_len_char),
+            vec!["first line\nsecond line\n", "third"]
+        );
         // A limit of 15 fits one line at a time.
-        assert_eq!(split_chunks(text, 15, utf16_len_char), vec!["first line\n", "second line\n", "third"]);
+        assert_eq!(
+            split_chunks(text, 15, utf16_len_char),
+            vec!["first line\n", "second line\n", "third"]
+        );
         assert_eq!(split_chunks(text, 100, utf16_len_char), vec![text]);
         assert!(split_chunks("", 10, utf16_len_char).is_empty());
     }
 
     #[test]
     fn falls_back_to_characters_for_an_overlong_line() {
-        assert_eq!(split_chunks("abcdefgh\nij", 3, utf16_len_char), vec!["abc", "def", "gh\n", "ij"]);
+        assert_eq!(
+            split_chunks("abcdefgh\nij", 3, utf16_len_char),
+            vec!["abc", "def", "gh\n", "ij"]
+        );
         // 5 emoji = 10 units, limit 4 → 2 + 2 + 1 emoji.
-        assert_eq!(split_chunks("😀😀😀😀😀", 4, utf16_len_char), vec!["😀😀", "😀😀", "😀"]);
+        assert_eq!(
+            split_chunks("😀😀😀😀😀", 4, utf16_len_char),
+            vec!["😀😀", "😀😀", "😀"]
+        );
         // Limit 3 with 2-unit characters: one per chunk, never half of one.
         assert_eq!(split_chunks("😀😀", 3, utf16_len_char), vec!["😀", "😀"]);
     }
@@ -190,6 +236,9 @@ mod tests {
         assert_eq!(chunks, vec!["a", "&", "b"]);
         let escaped: Vec<String> = chunks.iter().map(|c| escape_html_text(c)).collect();
         assert_eq!(escaped, vec!["a", "&amp;", "b"]);
-        assert_eq!(split_chunks("<<<<", 8, escaped_text_utf16_units), vec!["<<", "<<"]);
+        assert_eq!(
+            split_chunks("<<<<", 8, escaped_text_utf16_units),
+            vec!["<<", "<<"]
+        );
     }
 }

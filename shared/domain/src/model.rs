@@ -177,6 +177,8 @@ pub enum DeliveryStatus {
     Pending,
     Sent,
     Failed,
+    /// A scheduled slot older than the catch-up window: not sent, recorded so it is visible.
+    Skipped,
 }
 
 /// What set a delivery off.

@@ -1,0 +1,394 @@
+//! EmailChannel against a real SMTP server: `tests/support/smtp_sink.py` (aiosmtpd), which saves
+//! every message as an .eml file that these tests parse with `mailparse`.
+//!
+//! The sink runs with the Python of the workspace's `.venv` (`NOTIFY_PYTHON` overrides it).
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+use mailparse::{addrparse_header, dateparse, parse_mail, MailAddr, MailHeaderMap, ParsedMail};
+use notify_channels::email::EmailChannel;
+use notify_channels::{Channel, Endpoints, Outcome, SendRequest};
+use notify_domain::{Message, SecretBundle, SecretValue};
+use serde_json::{json, Map, Value};
+
+const PASSWORD: &str = "s3cret-Auth-Code";
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A running `smtp_sink.py`; killed and its directory removed on drop.
+struct Sink {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+    lines: Receiver<String>,
+}
+
+impl Sink {
+    fn start() -> Sink {
+        let root = workspace_root();
+        let python = std::env::var_os("NOTIFY_PYTHON")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join(".venv/bin/python"));
+        let script = root.join("tests/support/smtp_sink.py");
+        let dir = std::env::temp_dir().join(format!("notify-smtp-sink-{}", uuid::Uuid::new_v4()));
+        let mut child = Command::new(&python)
+            .arg(&script)
+            .args(["--host", "127.0.0.1", "--port", "0", "--dir"])
+            .arg(&dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start the SMTP sink with {} ({e}); create the venv with aiosmtpd or set NOTIFY_PYTHON",
+                    python.display()
+                )
+            });
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut sink = Sink {
+            child,
+            port: 0,
+            dir,
+            lines,
+        };
+        let first = sink.next_line(Duration::from_secs(30));
+        let addr: SocketAddr = first
+            .strip_prefix("listening ")
+            .unwrap_or_else(|| panic!("unexpected first line from the sink: {first}"))
+            .parse()
+            .unwrap();
+        sink.port = addr.port();
+        // It prints after binding; make sure it accepts connections too.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(addr).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the sink does not accept connections on {addr}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        sink
+    }
+
+    fn next_line(&self, timeout: Duration) -> String {
+        self.lines
+            .recv_timeout(timeout)
+            .unwrap_or_else(|e| panic!("no output from the SMTP sink within {timeout:?}: {e}"))
+    }
+
+    /// The sink's line for the next saved message: (path, the rest of the line).
+    fn next_saved(&self) -> (PathBuf, String) {
+        let line = self.next_line(Duration::from_secs(10));
+        let rest = line
+            .strip_prefix("saved ")
+            .unwrap_or_else(|| panic!("unexpected line from the sink: {line}"));
+        let (path, info) = rest.split_once(' ').unwrap();
+        (PathBuf::from(path), info.to_string())
+    }
+
+    fn saved_files(&self) -> Vec<PathBuf> {
+        match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn endpoints(allow_plaintext_smtp: bool) -> Endpoints {
+    Endpoints {
+        timeout: Duration::from_secs(5),
+        allow_plaintext_smtp,
+        ..Endpoints::default()
+    }
+}
+
+fn obj(v: Value) -> Map<String, Value> {
+    v.as_object().unwrap().clone()
+}
+
+fn source(port: u16, tls: &str) -> Map<String, Value> {
+    obj(json!({
+        "host": "127.0.0.1",
+        "port": port,
+        "username": "alerts@example.com",
+        "tls": tls,
+        "from_address": "alerts@example.com",
+        "sender_name": "Doe, Jane 张",
+    }))
+}
+
+async fn send(
+    channel: &EmailChannel,
+    source_config: Map<String, Value>,
+    message: &Message,
+) -> Outcome {
+    let mut secrets = SecretBundle::new();
+    secrets.insert("password", SecretValue::new(PASSWORD));
+    let target = obj(json!({"email": "someone@example.org"}));
+    let outcome = channel
+        .send(&SendRequest {
+            source_config: &source_config,
+            source_secrets: &secrets,
+            target_config: &target,
+            target_secrets: &SecretBundle::new(),
+            message,
+        })
+        .await;
+    for shown in [
+        format!("{outcome:?}"),
+        serde_json::to_string(&outcome).unwrap(),
+    ] {
+        assert!(!shown.contains(PASSWORD), "password leaked: {shown}");
+    }
+    outcome
+}
+
+fn message(title: &str, body: &str) -> Message {
+    Message {
+        title: title.into(),
+        body: body.into(),
+        link: Some("https://example.com/runs/42?tab=log&x=1".into()),
+        link_label: Some("View run".into()),
+        cover_url: Some("https://cdn.example.com/cover.png".into()),
+    }
+}
+
+fn part<'a>(mail: &'a ParsedMail<'a>, mimetype: &str) -> &'a ParsedMail<'a> {
+    mail.subparts
+        .iter()
+        .find(|p| p.ctype.mimetype == mimetype)
+        .unwrap_or_else(|| panic!("no {mimetype} part"))
+}
+
+#[tokio::test]
+async fn delivers_a_message_that_round_trips_through_a_mail_parser() {
+    let sink = Sink::start();
+    let channel = EmailChannel::new(&endpoints(true));
+    let m = message(
+        "通知: Größe",
+        "Disk on db-1 is 91% full.\nCheck it soon.\n\nSecond paragraph & more",
+    );
+    let outcome = send(&channel, source(sink.port, "none"), &m).await;
+    let Outcome::Delivered {
+        provider_message_id: Some(message_id),
+    } = outcome
+    else {
+        panic!("not delivered: {outcome:?}");
+    };
+
+    let (path, info) = sink.next_saved();
+    assert_eq!(
+        info,
+        "from=alerts@example.com to=someone@example.org auth=alerts@example.com"
+    );
+    let raw = std::fs::read(&path).unwrap();
+    let mail = parse_mail(&raw).unwrap();
+    let h = &mail.headers;
+
+    assert_eq!(h.get_first_value("Subject").as_deref(), Some("通知: Größe"));
+    let subject_raw =
+        String::from_utf8_lossy(h.get_first_header("Subject").unwrap().get_value_raw()).to_string();
+    assert!(
+        subject_raw.is_ascii() && subject_raw.contains("=?utf-8?"),
+        "not RFC 2047 encoded: {subject_raw}"
+    );
+
+    let from = addrparse_header(h.get_first_header("From").unwrap()).unwrap();
+    match &from[..] {
+        [MailAddr::Single(info)] => {
+            assert_eq!(info.display_name.as_deref(), Some("Doe, Jane 张"));
+            assert_eq!(info.addr, "alerts@example.com");
+        }
+        other => panic!("From is not one mailbox: {other:?}"),
+    }
+    let to = addrparse_header(h.get_first_header("To").unwrap()).unwrap();
+    match &to[..] {
+        [MailAddr::Single(info)] => assert_eq!(info.addr, "someone@example.org"),
+        other => panic!("To is not one mailbox: {other:?}"),
+    }
+
+    assert_eq!(
+        h.get_first_value("Message-ID").as_deref(),
+        Some(message_id.as_str())
+    );
+    assert!(
+        message_id.starts_with('<') && message_id.ends_with("@example.com>"),
+        "{message_id}"
+    );
+    let date = h.get_first_value("Date").expect("a Date header");
+    let when = dateparse(&date).unwrap();
+    let now = chrono::Utc::now().timestamp();
+    assert!((now - when).abs() < 300, "Date {date} is not now");
+
+    assert_eq!(mail.ctype.mimetype, "multipart/alternative");
+    assert_eq!(mail.subparts.len(), 2);
+    let text = part(&mail, "text/plain").get_body().unwrap();
+    let text = text.replace("\r\n", "\n");
+    assert_eq!(
+        text,
+        "通知: Größe\n\nDisk on db-1 is 91% full.\nCheck it soon.\n\nSecond paragraph & more\n\nView run:\nhttps://example.com/runs/42?tab=log&x=1\n"
+    );
+    let html = part(&mail, "text/html").get_body().unwrap();
+    assert!(html.contains(">通知: Größe</h1>"), "{html}");
+    assert!(html.contains(">Disk on db-1 is 91% full.<br>"), "{html}");
+    assert!(html.contains(">Second paragraph &amp; more</p>"), "{html}");
+    assert!(
+        html.contains("href=\"https://example.com/runs/42?tab=log&amp;x=1\""),
+        "{html}"
+    );
+    assert!(html.contains(">View run</a>"), "{html}");
+    assert!(
+        html.contains("<img src=\"https://cdn.example.com/cover.png\""),
+        "{html}"
+    );
+
+    // No line of the raw message is longer than RFC 5322's 998 octets.
+    for line in raw.split(|b| *b == b'\n') {
+        assert!(line.len() <= 998, "line of {} octets", line.len());
+    }
+}
+
+#[tokio::test]
+async fn hostile_title_is_escaped_in_html_and_literal_in_text() {
+    let sink = Sink::start();
+    let channel = EmailChannel::new(&endpoints(true));
+    let m = message("<script>alert(1)</script>", "<b>not bold</b>");
+    let outcome = send(&channel, source(sink.port, "none"), &m).await;
+    assert!(outcome.is_delivered(), "{outcome:?}");
+
+    let (path, _) = sink.next_saved();
+    let raw = std::fs::read(path).unwrap();
+    let mail = parse_mail(&raw).unwrap();
+    assert_eq!(
+        mail.headers.get_first_value("Subject").as_deref(),
+        Some("<script>alert(1)</script>")
+    );
+    let html = part(&mail, "text/html").get_body().unwrap();
+    assert!(
+        html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{html}"
+    );
+    assert!(html.contains("&lt;b&gt;not bold&lt;/b&gt;"), "{html}");
+    assert!(
+        !html.contains("<script>") && !html.contains("<b>"),
+        "{html}"
+    );
+    let text = part(&mail, "text/plain").get_body().unwrap();
+    assert!(
+        text.starts_with("<script>alert(1)</script>\r\n\r\n<b>not bold</b>"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn plaintext_is_refused_unless_the_deployment_allows_it() {
+    // A listener that would see any connection attempt.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let channel = EmailChannel::new(&endpoints(false));
+    let outcome = send(&channel, source(port, "none"), &message("t", "b")).await;
+    assert!(matches!(outcome, Outcome::Permanent { .. }), "{outcome:?}");
+    assert_eq!(outcome.code(), Some("invalid_config"));
+    assert!(
+        outcome.message().unwrap().contains("plaintext"),
+        "{outcome:?}"
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        matches!(listener.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the channel connected although it had to refuse"
+    );
+}
+
+#[tokio::test]
+async fn starttls_required_refuses_a_server_without_it() {
+    let sink = Sink::start();
+    let channel = EmailChannel::new(&endpoints(true));
+    // Explicit starttls, and auto on a port other than 465: both require the upgrade.
+    for tls in ["starttls", "auto"] {
+        let started = Instant::now();
+        let outcome = send(&channel, source(sink.port, tls), &message("t", "b")).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "took {:?}",
+            started.elapsed()
+        );
+        assert!(
+            matches!(outcome, Outcome::Permanent { .. }),
+            "{tls}: {outcome:?}"
+        );
+        assert_eq!(
+            outcome.code(),
+            Some("starttls_unavailable"),
+            "{tls}: {outcome:?}"
+        );
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(sink.saved_files().is_empty(), "a message was sent in clear");
+    assert!(
+        sink.lines.try_recv().is_err(),
+        "the sink reported a message"
+    );
+}
+
+#[tokio::test]
+async fn implicit_tls_against_a_plaintext_server_fails_without_sending() {
+    let sink = Sink::start();
+    let channel = EmailChannel::new(&endpoints(true));
+    let started = Instant::now();
+    let outcome = send(&channel, source(sink.port, "implicit"), &message("t", "b")).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(16),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(!outcome.is_delivered(), "{outcome:?}");
+    assert_eq!(outcome.code(), Some("tls_error"), "{outcome:?}");
+    assert!(sink.saved_files().is_empty());
+}
+
+#[tokio::test]
+async fn connection_refused_is_retryable() {
+    let port = {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let channel = EmailChannel::new(&endpoints(true));
+    let outcome = send(&channel, source(port, "none"), &message("t", "b")).await;
+    assert!(matches!(outcome, Outcome::Retryable { .. }), "{outcome:?}");
+    assert_eq!(outcome.code(), Some("connection_failed"));
+    assert!(
+        outcome
+            .message()
+            .unwrap()
+            .contains(&format!("127.0.0.1:{port}")),
+        "{outcome:?}"
+    );
+}

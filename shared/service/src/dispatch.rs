@@ -1,0 +1,388 @@
+//! The dispatcher: claim → resolve source and target → render → send → record. Used by the
+//! events function (section events) and the scheduler (due cron slots).
+//!
+//! Exactly-once: every delivery is claimed in DynamoDB under a deterministic key before it is
+//! sent (`event:{event_id}:{task_id}` or `schedule:{task_id}:{slot}`); a completed claim is
+//! never sent again. A retryable failure releases the claim and asks the caller to retry (SQS
+//! redelivers the record); a worker that dies mid-send leaves a lease that a later retry takes
+//! over once it has run out.
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use futures::stream::{self, StreamExt};
+use notify_channels::{ChannelRegistry, Outcome, SendRequest};
+use notify_domain::event::SectionEvent;
+use notify_domain::schedule::Schedule;
+use notify_domain::{
+    Claim, ConfigStore, Delivery, DeliveryCause, DeliveryLog, DeliveryStatus, DisabledReason,
+    Message, SecretBundle, SecretOwner, SecretStore, StoreError, Task, Trigger, WriteMode,
+};
+use tracing::{info, warn};
+
+use crate::settings::Settings;
+use crate::templates::{RenderInput, Templates};
+
+/// Deliveries of one event handled at once.
+const EVENT_CONCURRENCY: usize = 8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    /// Some deliveries could not complete now and must be retried (the event is redelivered).
+    #[error("{failed} deliveries need a retry: {reason}")]
+    Retry { failed: usize, reason: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Counts for one event.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct EventReport {
+    pub sent: usize,
+    pub failed: usize,
+    pub duplicates: usize,
+    pub retry: usize,
+}
+
+/// Counts for one scheduler tick.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TickReport {
+    pub due: usize,
+    pub sent: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    /// Slots another invocation fired first.
+    pub already_claimed: usize,
+    /// Due tasks left for the next tick because the time budget ran out.
+    pub deferred: usize,
+}
+
+/// What became of one delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Attempt {
+    Sent,
+    Failed,
+    Duplicate,
+    Retry(String),
+    Skipped,
+}
+
+/// Everything the functions need, built once per container.
+#[derive(Clone)]
+pub struct Dispatcher {
+    pub config: Arc<dyn ConfigStore>,
+    pub deliveries: Arc<dyn DeliveryLog>,
+    pub secrets: Arc<dyn SecretStore>,
+    pub channels: ChannelRegistry,
+    pub templates: Arc<Templates>,
+    pub settings: Arc<Settings>,
+}
+
+impl Dispatcher {
+    /// Sends the event to every recipient's enabled tasks for it. `Err(Retry)` when any
+    /// delivery must be retried; the ones already done are not repeated on the retry.
+    pub async fn handle_event(&self, event: &SectionEvent) -> Result<EventReport, DispatchError> {
+        let mut jobs = Vec::new();
+        for recipient in &event.recipients {
+            for task in self
+                .config
+                .tasks_for_event(&recipient.user_id, event.name)
+                .await?
+            {
+                jobs.push((recipient.role, task));
+            }
+        }
+        let attempts: Vec<Attempt> = stream::iter(jobs)
+            .map(|(role, task)| async move {
+                let key = format!("event:{}:{}", event.event_id, task.id);
+                let cause = DeliveryCause::Event {
+                    event: event.name,
+                    event_id: event.event_id.clone(),
+                };
+                let rendered = self
+                    .templates
+                    .render(&task.content, RenderInput::Event { event, role });
+                self.deliver(&task, &key, cause, rendered.map_err(|e| e.to_string()), None)
+                    .await
+            })
+            .buffer_unordered(EVENT_CONCURRENCY)
+            .collect()
+            .await;
+
+        let mut report = EventReport::default();
+        let mut reasons = Vec::new();
+        for attempt in attempts {
+            match attempt {
+                Attempt::Sent => report.sent += 1,
+                Attempt::Failed | Attempt::Skipped => report.failed += 1,
+                Attempt::Duplicate => report.duplicates += 1,
+                Attempt::Retry(reason) => {
+                    report.retry += 1;
+                    reasons.push(reason);
+                }
+            }
+        }
+        if report.retry > 0 {
+            return Err(DispatchError::Retry {
+                failed: report.retry,
+                reason: reasons.join("; "),
+            });
+        }
+        Ok(report)
+    }
+
+    /// Fires every due schedule slot once. Stops claiming new slots when `deadline` is near;
+    /// what is left stays due for the next tick.
+    pub async fn tick(&self, now: DateTime<Utc>, deadline: Instant) -> Result<TickReport, DispatchError> {
+        let due = self
+            .config
+            .due_tasks(now, self.settings.scheduler_batch)
+            .await?;
+        let mut report = TickReport {
+            due: due.len(),
+            ..TickReport::default()
+        };
+        let attempts: Vec<Option<Attempt>> = stream::iter(due)
+            .map(|task| async move {
+                // Leave room to finish a send that has started.
+                if deadline.saturating_duration_since(Instant::now())
+                    < self.settings.endpoints.timeout + std::time::Duration::from_secs(2)
+                {
+                    return None;
+                }
+                Some(self.fire_slot(task, now).await)
+            })
+            .buffer_unordered(self.settings.scheduler_concurrency)
+            .collect()
+            .await;
+        for attempt in attempts {
+            match attempt {
+                None => report.deferred += 1,
+                Some(Attempt::Sent) => report.sent += 1,
+                Some(Attempt::Failed) | Some(Attempt::Retry(_)) => report.failed += 1,
+                Some(Attempt::Skipped) => report.skipped += 1,
+                Some(Attempt::Duplicate) => report.already_claimed += 1,
+            }
+        }
+        Ok(report)
+    }
+
+    async fn fire_slot(&self, task: Task, now: DateTime<Utc>) -> Attempt {
+        let (Some(slot), Trigger::Schedule { cron, timezone }) = (task.next_fire_at, &task.trigger) else {
+            return Attempt::Duplicate;
+        };
+        let schedule = match Schedule::parse(cron, timezone) {
+            Ok(s) => s,
+            Err(err) => {
+                // Validated on save; only a bad stored item gets here.
+                warn!(task_id = %task.id, error = %err, "stored schedule does not parse; task stays due until fixed");
+                return Attempt::Failed;
+            }
+        };
+        let stale = slot < now - self.settings.catch_up;
+        // A stale slot jumps to the first slot inside the catch-up window; others advance one
+        // slot at a time, so each missed slot within the window fires once.
+        let next = if stale {
+            schedule.next_after(now - self.settings.catch_up)
+        } else {
+            schedule.next_after(slot)
+        };
+        let key = format!("schedule:{}:{}", task.id, slot.timestamp());
+        let cause = DeliveryCause::Schedule { slot };
+        let rendered = self
+            .templates
+            .render(&task.content, RenderInput::Schedule { slot, timezone: schedule.timezone() })
+            .map_err(|e| e.to_string());
+        self.deliver(&task, &key, cause, rendered, Some((slot, next, stale)))
+            .await
+    }
+
+    fn pending(&self, task: &Task, cause: DeliveryCause, message: Option<&Message>) -> Delivery {
+        let now = Utc::now();
+        Delivery {
+            id: uuid::Uuid::now_v7().to_string(),
+            user_id: task.user_id.clone(),
+            task_id: task.id.clone(),
+            source_id: task.source_id.clone(),
+            target_id: task.target_id.clone(),
+            kind: task.kind,
+            cause,
+            status: DeliveryStatus::Pending,
+            provider_code: None,
+            provider_message: None,
+            provider_message_id: None,
+            title: message.map(|m| m.title.clone()).unwrap_or_default(),
+            body: message.map(|m| m.body.clone()).unwrap_or_default(),
+            link: message.and_then(|m| m.link.clone()),
+            cover_url: message.and_then(|m| m.cover_url.clone()),
+            attempts: 0,
+            read: false,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// Claims, sends and records one delivery. `slot` is set for scheduled deliveries:
+    /// (slot, next slot, whether the slot is too old to send).
+    async fn deliver(
+        &self,
+        task: &Task,
+        key: &str,
+        cause: DeliveryCause,
+        rendered: Result<Message, String>,
+        slot: Option<(DateTime<Utc>, Option<DateTime<Utc>>, bool)>,
+    ) -> Attempt {
+        let pending = self.pending(task, cause, rendered.as_ref().ok());
+        let lease_until = Utc::now() + self.settings.lease;
+        let claim = match slot {
+            None => self.deliveries.claim_delivery(key, &pending, lease_until).await,
+            Some((slot, next, _)) => {
+                self.deliveries
+                    .claim_schedule_slot(task, slot, next, &pending, lease_until)
+                    .await
+            }
+        };
+        let mut delivery = match claim {
+            Ok(Claim::Granted(d)) => d,
+            Ok(Claim::AlreadyDone) => return Attempt::Duplicate,
+            Ok(Claim::InProgress) => return Attempt::Retry(format!("delivery {key} is in progress elsewhere")),
+            Err(err) => return Attempt::Retry(format!("claiming {key}: {err}")),
+        };
+
+        let started = Instant::now();
+        let outcome = match (&rendered, slot) {
+            (_, Some((_, _, true))) => None,
+            (Err(reason), _) => Some(Outcome::permanent(Some("render_failed".into()), reason.clone())),
+            (Ok(message), _) => Some(self.send(task, message).await),
+        };
+        delivery.attempts += 1;
+        delivery.updated_at = Utc::now();
+        let (attempt, release) = match &outcome {
+            None => {
+                delivery.status = DeliveryStatus::Skipped;
+                delivery.provider_message =
+                    Some("slot was older than the catch-up window when the scheduler reached it".into());
+                (Attempt::Skipped, false)
+            }
+            Some(Outcome::Delivered { provider_message_id }) => {
+                delivery.status = DeliveryStatus::Sent;
+                delivery.provider_message_id = provider_message_id.clone();
+                (Attempt::Sent, false)
+            }
+            Some(other) => {
+                delivery.status = DeliveryStatus::Failed;
+                delivery.provider_code = other.code().map(str::to_string);
+                delivery.provider_message = other.message().map(str::to_string);
+                // Event deliveries are retried by redelivery; a scheduled slot has moved on, so
+                // its failure is final and recorded.
+                let retry = matches!(other, Outcome::Retryable { .. }) && slot.is_none();
+                if retry {
+                    (Attempt::Retry(format!("task {}: {}", task.id, other.message().unwrap_or_default())), true)
+                } else {
+                    (Attempt::Failed, false)
+                }
+            }
+        };
+        info!(
+            user_id = %task.user_id,
+            task_id = %task.id,
+            delivery_id = %delivery.id,
+            kind = %task.kind,
+            key = %key,
+            outcome = outcome.as_ref().map_or("skipped", Outcome::label),
+            provider_code = outcome.as_ref().and_then(Outcome::code),
+            provider_message = outcome.as_ref().and_then(Outcome::message),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "notification attempt"
+        );
+        if let Some(Outcome::DeadTarget { message, .. }) = &outcome {
+            self.disable_target(task, message).await;
+        }
+        if let Err(err) = self.deliveries.finish_delivery(key, &delivery, release).await {
+            // The send happened; the lease will expire and the record stays pending. Report a
+            // retry only when the send itself did not go through.
+            warn!(delivery_id = %delivery.id, error = %err, "could not record delivery outcome");
+        }
+        attempt
+    }
+
+    /// Resolves the task's source and target with their secrets and sends the message.
+    /// Public so that the API's test-send uses exactly the same path.
+    pub async fn send(&self, task: &Task, message: &Message) -> Outcome {
+        let source = match self.config.get_source(&task.user_id, &task.source_id).await {
+            Ok(Some(s)) => s,
+            Ok(None) => return Outcome::permanent(Some("source_missing".into()), "the task's source no longer exists"),
+            Err(err) => return Outcome::retryable(None, format!("loading the source: {err}")),
+        };
+        let target = match self.config.get_target(&task.user_id, &task.target_id).await {
+            Ok(Some(t)) => t,
+            Ok(None) => return Outcome::permanent(Some("target_missing".into()), "the task's target no longer exists"),
+            Err(err) => return Outcome::retryable(None, format!("loading the target: {err}")),
+        };
+        if let Some(disabled) = &target.disabled {
+            return Outcome::permanent(
+                Some("target_disabled".into()),
+                format!("the target is disabled: {}", disabled.reason),
+            );
+        }
+        if source.kind != target.kind || source.kind != task.kind {
+            return Outcome::permanent(
+                Some("kind_mismatch".into()),
+                format!("source is {} but target is {}", source.kind, target.kind),
+            );
+        }
+        let Some(channel) = self.channels.get(task.kind) else {
+            return Outcome::permanent(Some("no_channel".into()), format!("no channel for {}", task.kind));
+        };
+        let source_secrets = match self.load_secrets(SecretOwner::Source(&source.id), &source.secret_fields).await {
+            Ok(s) => s,
+            Err(outcome) => return outcome,
+        };
+        let target_secrets = match self.load_secrets(SecretOwner::Target(&target.id), &target.secret_fields).await {
+            Ok(s) => s,
+            Err(outcome) => return outcome,
+        };
+        channel
+            .send(&SendRequest {
+                source_config: &source.config,
+                source_secrets: &source_secrets,
+                target_config: &target.config,
+                target_secrets: &target_secrets,
+                message,
+            })
+            .await
+    }
+
+    async fn load_secrets(&self, owner: SecretOwner<'_>, fields: &[String]) -> Result<SecretBundle, Outcome> {
+        if fields.is_empty() {
+            return Ok(SecretBundle::new());
+        }
+        self.secrets.get_secrets(owner).await.map_err(|err| match err {
+            notify_domain::SecretError::NotFound(_) | notify_domain::SecretError::Corrupt(_) => {
+                Outcome::permanent(Some("secret_missing".into()), err.to_string())
+            }
+            notify_domain::SecretError::Unavailable(_) => Outcome::retryable(None, err.to_string()),
+        })
+    }
+
+    /// A provider said the target is gone: stop sending to it until the user fixes it.
+    async fn disable_target(&self, task: &Task, reason: &str) {
+        let Ok(Some(mut target)) = self.config.get_target(&task.user_id, &task.target_id).await else {
+            return;
+        };
+        let expected_version = target.version;
+        target.disabled = Some(DisabledReason {
+            reason: reason.to_string(),
+            at: Utc::now(),
+        });
+        target.version += 1;
+        target.updated_at = Utc::now();
+        if let Err(err) = self
+            .config
+            .save_target(&target, WriteMode::Replace { expected_version })
+            .await
+        {
+            warn!(target_id = %target.id, error = %err, "could not mark target disabled");
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! Configuration from environment variables. [`ENV_VARS`] lists every variable the functions
+//! read; the infrastructure check compares it with `infra/template.yaml`.
+use std::time::Duration;
+
+use notify_channels::Endpoints;
+use notify_domain::ValidationPolicy;
+
+pub const TABLE: &str = "NOTIFY_TABLE";
+pub const SECRET_PREFIX: &str = "NOTIFY_SECRET_PREFIX";
+pub const WEB_BASE_URL: &str = "NOTIFY_WEB_BASE_URL";
+pub const JWT_HS256_KEY: &str = "NOTIFY_JWT_HS256_KEY";
+pub const JWT_ISSUER: &str = "NOTIFY_JWT_ISSUER";
+pub const JWT_AUDIENCE: &str = "NOTIFY_JWT_AUDIENCE";
+pub const SECRET_CACHE_SECONDS: &str = "NOTIFY_SECRET_CACHE_SECONDS";
+pub const DELIVERY_RETENTION_DAYS: &str = "NOTIFY_DELIVERY_RETENTION_DAYS";
+pub const ALLOW_LOCAL_ENDPOINTS: &str = "NOTIFY_ALLOW_LOCAL_ENDPOINTS";
+pub const TELEGRAM_API_BASE: &str = "NOTIFY_TELEGRAM_API_BASE";
+pub const FEISHU_API_BASE: &str = "NOTIFY_FEISHU_API_BASE";
+pub const LARK_API_BASE: &str = "NOTIFY_LARK_API_BASE";
+pub const APNS_PRODUCTION_BASE: &str = "NOTIFY_APNS_PRODUCTION_BASE";
+pub const APNS_SANDBOX_BASE: &str = "NOTIFY_APNS_SANDBOX_BASE";
+pub const PROVIDER_TIMEOUT_SECONDS: &str = "NOTIFY_PROVIDER_TIMEOUT_SECONDS";
+pub const LEASE_SECONDS: &str = "NOTIFY_LEASE_SECONDS";
+pub const SCHEDULER_BATCH: &str = "NOTIFY_SCHEDULER_BATCH";
+pub const SCHEDULER_CONCURRENCY: &str = "NOTIFY_SCHEDULER_CONCURRENCY";
+pub const CATCH_UP_MINUTES: &str = "NOTIFY_CATCH_UP_MINUTES";
+
+/// Every variable read, with whether a deployment must set it.
+pub const ENV_VARS: &[(&str, bool)] = &[
+    (TABLE, true),
+    (SECRET_PREFIX, true),
+    (WEB_BASE_URL, true),
+    (JWT_HS256_KEY, false),
+    (JWT_ISSUER, false),
+    (JWT_AUDIENCE, false),
+    (SECRET_CACHE_SECONDS, false),
+    (DELIVERY_RETENTION_DAYS, false),
+    (ALLOW_LOCAL_ENDPOINTS, false),
+    (TELEGRAM_API_BASE, false),
+    (FEISHU_API_BASE, false),
+    (LARK_API_BASE, false),
+    (APNS_PRODUCTION_BASE, false),
+    (APNS_SANDBOX_BASE, false),
+    (PROVIDER_TIMEOUT_SECONDS, false),
+    (LEASE_SECONDS, false),
+    (SCHEDULER_BATCH, false),
+    (SCHEDULER_CONCURRENCY, false),
+    (CATCH_UP_MINUTES, false),
+];
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration variable {name}: {problem}")]
+pub struct SettingsError {
+    pub name: &'static str,
+    pub problem: String,
+}
+
+#[derive(Clone)]
+pub struct Settings {
+    pub table: String,
+    pub secret_prefix: String,
+    /// Base URL of the web app; message links are built from it.
+    pub web_base_url: url::Url,
+    /// HS256 key for verifying bearer tokens when API Gateway has not already done so.
+    pub jwt_hs256_key: Option<String>,
+    pub jwt_issuer: Option<String>,
+    pub jwt_audience: Option<String>,
+    pub secret_cache_ttl: Duration,
+    pub delivery_retention: chrono::Duration,
+    pub validation: ValidationPolicy,
+    pub endpoints: Endpoints,
+    /// How long a worker owns a claimed delivery before another may take it over.
+    pub lease: chrono::Duration,
+    pub scheduler_batch: usize,
+    pub scheduler_concurrency: usize,
+    pub catch_up: chrono::Duration,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("table", &self.table)
+            .field("secret_prefix", &self.secret_prefix)
+            .field("web_base_url", &self.web_base_url.as_str())
+            .field("jwt_hs256_key", &self.jwt_hs256_key.as_ref().map(|_| "<set>"))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Settings, SettingsError> {
+        Settings::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Settings, SettingsError> {
+        let required = |name: &'static str| {
+            get(name).ok_or(SettingsError {
+                name,
+                problem: "is not set".into(),
+            })
+        };
+        let number = |name: &'static str, default: u64| -> Result<u64, SettingsError> {
+            get(name).map_or(Ok(default), |v| {
+                v.parse().map_err(|_| SettingsError {
+                    name,
+                    problem: format!("'{v}' is not a whole number"),
+                })
+            })
+        };
+        let flag = |name: &'static str| -> Result<bool, SettingsError> {
+            match get(name).as_deref() {
+                None | Some("0") | Some("false") => Ok(false),
+                Some("1") | Some("true") => Ok(true),
+                Some(other) => Err(SettingsError {
+                    name,
+                    problem: format!("'{other}' is not true or false"),
+                }),
+            }
+        };
+        let web = required(WEB_BASE_URL)?;
+        let web_base_url = url::Url::parse(&web)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+            .ok_or(SettingsError {
+                name: WEB_BASE_URL,
+                problem: format!("'{web}' is not an absolute http(s) URL"),
+            })?;
+        let allow_local = flag(ALLOW_LOCAL_ENDPOINTS)?;
+        let defaults = Endpoints::default();
+        let endpoints = Endpoints {
+            telegram_api_base: get(TELEGRAM_API_BASE).unwrap_or(defaults.telegram_api_base),
+            feishu_api_base: get(FEISHU_API_BASE).unwrap_or(defaults.feishu_api_base),
+            lark_api_base: get(LARK_API_BASE).unwrap_or(defaults.lark_api_base),
+            apns_production_base: get(APNS_PRODUCTION_BASE)
+                .unwrap_or(defaults.apns_production_base),
+            apns_sandbox_base: get(APNS_SANDBOX_BASE).unwrap_or(defaults.apns_sandbox_base),
+            timeout: Duration::from_secs(number(PROVIDER_TIMEOUT_SECONDS, 10)?.max(1)),
+            allow_plaintext_smtp: allow_local,
+        };
+        let secret_prefix = get(SECRET_PREFIX).unwrap_or_else(|| "notify/".into());
+        if !secret_prefix.ends_with('/') {
+            return Err(SettingsError {
+                name: SECRET_PREFIX,
+                problem: "must end with '/'".into(),
+            });
+        }
+        Ok(Settings {
+            table: required(TABLE)?,
+            secret_prefix,
+            web_base_url,
+            jwt_hs256_key: get(JWT_HS256_KEY),
+            jwt_issuer: get(JWT_ISSUER),
+            jwt_audience: get(JWT_AUDIENCE),
+            secret_cache_ttl: Duration::from_secs(number(SECRET_CACHE_SECONDS, 300)?),
+            delivery_retention: chrono::Duration::days(
+                number(DELIVERY_RETENTION_DAYS, 90)?.max(1) as i64,
+            ),
+            validation: ValidationPolicy {
+                allow_local_endpoints: allow_local,
+            },
+            endpoints,
+            lease: chrono::Duration::seconds(number(LEASE_SECONDS, 120)?.max(10) as i64),
+            scheduler_batch: number(SCHEDULER_BATCH, 500)?.max(1) as usize,
+            scheduler_concurrency: number(SCHEDULER_CONCURRENCY, 16)?.max(1) as usize,
+            catch_up: chrono::Duration::minutes(number(CATCH_UP_MINUTES, 15)? as i64),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn errors_name_the_variable() {
+        let env = HashMap::from([(TABLE, "t"), (WEB_BASE_URL, "not a url")]);
+        let err = Settings::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap_err();
+        assert_eq!(err.name, WEB_BASE_URL);
+        let env = HashMap::from([(WEB_BASE_URL, "https://app.example")]);
+        let err = Settings::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap_err();
+        assert_eq!(err.name, TABLE);
+    }
+
+    #[test]
+    fn debug_hides_the_jwt_key() {
+        let env = HashMap::from([
+            (TABLE, "t"),
+            (WEB_BASE_URL, "https://app.example"),
+            (JWT_HS256_KEY, "super-secret-key-material"),
+        ]);
+        let settings = Settings::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap();
+        assert!(!format!("{settings:?}").contains("super-secret"));
+    }
+}
