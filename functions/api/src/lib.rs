@@ -1,0 +1,139 @@
+//! The configuration API: one axum router with typed extractors and one problem+json error
+//! type. The same router runs inside Lambda (`lambda_http`) and on a local HTTP port.
+
+pub mod error;
+pub mod extract;
+pub mod resources;
+pub mod tasks;
+
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use notify_domain::{ChannelKind, SectionEventName, TemplateId};
+use notify_service::Dispatcher;
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::extract::{Paging, User, MAX_BODY_BYTES};
+use crate::resources::ListView;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub dispatcher: Dispatcher,
+}
+
+/// The whole API.
+pub fn router(state: AppState) -> Router {
+    use axum::routing::post;
+    Router::new()
+        .route("/catalog", get(catalog))
+        .route(
+            "/sources",
+            post(resources::create_source).get(resources::list_sources),
+        )
+        .route(
+            "/sources/{id}",
+            get(resources::get_source)
+                .patch(resources::patch_source)
+                .delete(resources::delete_source),
+        )
+        .route(
+            "/targets",
+            post(resources::create_target).get(resources::list_targets),
+        )
+        .route(
+            "/targets/{id}",
+            get(resources::get_target)
+                .patch(resources::patch_target)
+                .delete(resources::delete_target),
+        )
+        .route("/tasks", post(tasks::create_task).get(tasks::list_tasks))
+        .route(
+            "/tasks/{id}",
+            get(tasks::get_task)
+                .patch(tasks::patch_task)
+                .delete(tasks::delete_task),
+        )
+        .route("/deliveries", get(list_deliveries))
+        .route("/deliveries/{id}", get(get_delivery))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::BadRequest {
+        detail: "method not allowed on this path".into(),
+        field: None,
+    }
+}
+
+/// The kinds with their fields (and which are secret), the events, the templates.
+async fn catalog(State(state): State<AppState>) -> Json<Value> {
+    let kinds: Vec<Value> = state
+        .dispatcher
+        .channels
+        .specs()
+        .map(|spec| {
+            json!({
+                "kind": spec.kind,
+                "label": spec.label,
+                "source_fields": spec.source_fields,
+                "target_fields": spec.target_fields,
+                "pairs_with": [spec.kind],
+            })
+        })
+        .collect();
+    let events: Vec<Value> = SectionEventName::ALL
+        .iter()
+        .map(|e| json!({"name": e.as_str(), "description": e.description(), "template": TemplateId::for_event(*e).as_str()}))
+        .collect();
+    let templates: Vec<Value> = TemplateId::ALL
+        .iter()
+        .map(|t| {
+            json!({
+                "id": t.as_str(),
+                "trigger": t.event().map_or("schedule".to_string(), |e| format!("event:{e}")),
+            })
+        })
+        .collect();
+    Json(json!({
+        "kinds": kinds,
+        "allowed_pairs": ChannelKind::ALL.iter().map(|k| [k.as_str(), k.as_str()]).collect::<Vec<_>>(),
+        "events": events,
+        "templates": templates,
+        "languages": ["en"],
+    }))
+}
+
+async fn list_deliveries(
+    State(state): State<AppState>,
+    User(user): User,
+    Paging(page): Paging,
+) -> Result<Json<ListView<notify_domain::Delivery>>, ApiError> {
+    let page = state
+        .dispatcher
+        .deliveries
+        .list_deliveries(&user, &page)
+        .await?;
+    Ok(Json(ListView::from_page(page, |d| d)))
+}
+
+async fn get_delivery(
+    State(state): State<AppState>,
+    User(user): User,
+    Path(id): Path<String>,
+) -> Result<Json<notify_domain::Delivery>, ApiError> {
+    state
+        .dispatcher
+        .deliveries
+        .get_delivery(&user, &id)
+        .await?
+        .map(Json)
+        .ok_or(ApiError::not_found("delivery"))
+}

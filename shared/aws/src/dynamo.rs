@@ -159,7 +159,11 @@ impl DynamoStore {
         item.insert(PK.into(), s(user_pk(value.user())));
         item.insert(SK.into(), s(format!("{}{}", T::PREFIX, value.id())));
         value.index_attributes(&mut item);
-        let request = self.client.put_item().table_name(&self.table).set_item(Some(item));
+        let request = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item));
         let request = match mode {
             WriteMode::Create => request.condition_expression("attribute_not_exists(pk)"),
             WriteMode::Replace { expected_version } => request
@@ -178,11 +182,9 @@ impl DynamoStore {
                         T::NAME,
                         value.id()
                     ))),
-                    (true, WriteMode::Replace { .. }) => Err(StoreError::Conflict(format!(
-                        "{} {}",
-                        T::NAME,
-                        value.id()
-                    ))),
+                    (true, WriteMode::Replace { .. }) => {
+                        Err(StoreError::Conflict(format!("{} {}", T::NAME, value.id())))
+                    }
                     (false, _) => Err(unavailable(err)),
                 }
             }
@@ -203,7 +205,11 @@ impl DynamoStore {
         out.item.map(from_item).transpose()
     }
 
-    async fn list<T: Resource>(&self, user: &str, page: &PageRequest) -> Result<Page<T>, StoreError> {
+    async fn list<T: Resource>(
+        &self,
+        user: &str,
+        page: &PageRequest,
+    ) -> Result<Page<T>, StoreError> {
         let start = page
             .cursor
             .as_deref()
@@ -349,7 +355,7 @@ impl DynamoStore {
                 delivery.status = notify_domain::DeliveryStatus::Pending;
                 delivery.updated_at = Utc::now();
                 self.put_delivery(&delivery).await?;
-                Ok(Claim::Granted(delivery))
+                Ok(Claim::Granted(Box::new(delivery)))
             }
             Err(err)
                 if err
@@ -371,7 +377,11 @@ impl ConfigStore for DynamoStore {
     async fn get_source(&self, user: &str, id: &str) -> Result<Option<Source>, StoreError> {
         self.get(user, id).await
     }
-    async fn list_sources(&self, user: &str, page: &PageRequest) -> Result<Page<Source>, StoreError> {
+    async fn list_sources(
+        &self,
+        user: &str,
+        page: &PageRequest,
+    ) -> Result<Page<Source>, StoreError> {
         self.list(user, page).await
     }
     async fn delete_source(&self, user: &str, id: &str) -> Result<bool, StoreError> {
@@ -384,7 +394,11 @@ impl ConfigStore for DynamoStore {
     async fn get_target(&self, user: &str, id: &str) -> Result<Option<Target>, StoreError> {
         self.get(user, id).await
     }
-    async fn list_targets(&self, user: &str, page: &PageRequest) -> Result<Page<Target>, StoreError> {
+    async fn list_targets(
+        &self,
+        user: &str,
+        page: &PageRequest,
+    ) -> Result<Page<Target>, StoreError> {
         self.list(user, page).await
     }
     async fn delete_target(&self, user: &str, id: &str) -> Result<bool, StoreError> {
@@ -485,7 +499,7 @@ impl DeliveryLog for DynamoStore {
         match put {
             Ok(_) => {
                 self.put_delivery(pending).await?;
-                Ok(Claim::Granted(pending.clone()))
+                Ok(Claim::Granted(Box::new(pending.clone())))
             }
             Err(err)
                 if err
@@ -536,12 +550,20 @@ impl DeliveryLog for DynamoStore {
             .transact_write_items()
             .transact_items(
                 TransactWriteItem::builder()
-                    .update(update.build().map_err(|e| StoreError::Corrupt(e.to_string()))?)
+                    .update(
+                        update
+                            .build()
+                            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    )
                     .build(),
             )
             .transact_items(
                 TransactWriteItem::builder()
-                    .put(claim.build().map_err(|e| StoreError::Corrupt(e.to_string()))?)
+                    .put(
+                        claim
+                            .build()
+                            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    )
                     .build(),
             )
             .send()
@@ -549,7 +571,7 @@ impl DeliveryLog for DynamoStore {
         match result {
             Ok(_) => {
                 self.put_delivery(pending).await?;
-                Ok(Claim::Granted(pending.clone()))
+                Ok(Claim::Granted(Box::new(pending.clone())))
             }
             Err(err)
                 if err

@@ -5,6 +5,7 @@
 pub mod dynamo;
 pub mod schema;
 pub mod secrets;
+pub mod wiring;
 
 pub use dynamo::DynamoStore;
 pub use secrets::SecretsManagerStore;

@@ -9,8 +9,8 @@
 //! | delivery   | `USER#{user}`      | `DELIVERY#{id}`    | `expires_at` (TTL)                     |
 //! | claim      | `CLAIM#{key}`      | `CLAIM`            | `expires_at` (TTL)                     |
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-    Projection, ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
 };
 
 pub const PK: &str = "pk";
@@ -40,9 +40,9 @@ pub fn event_key(event: &str, user: &str) -> String {
 
 pub fn due_shard_for(task_id: &str) -> String {
     // FNV-1a: stable across processes and versions (unlike std's hasher).
-    let hash = task_id
-        .bytes()
-        .fold(0x811c9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    let hash = task_id.bytes().fold(0x811c9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
     format!("DUE#{}", hash % DUE_SHARDS)
 }
 

@@ -124,8 +124,8 @@ impl SecretStore for SecretsManagerStore {
         let text = out
             .secret_string()
             .ok_or_else(|| SecretError::Corrupt(name.clone()))?;
-        let bundle =
-            SecretBundle::from_storage_json(text).map_err(|_| SecretError::Corrupt(name.clone()))?;
+        let bundle = SecretBundle::from_storage_json(text)
+            .map_err(|_| SecretError::Corrupt(name.clone()))?;
         self.remember(&name, Some(&bundle));
         Ok(bundle)
     }

@@ -166,8 +166,20 @@ impl SectionEvent {
         if event_id.trim().is_empty() || event_id.len() > 256 {
             problems.push("detail.event_id", "must be 1 to 256 characters");
         }
-        check_text(&mut problems, "detail.section.id", &detail.section.id, 128, false);
-        check_text(&mut problems, "detail.section.title", &detail.section.title, 500, false);
+        check_text(
+            &mut problems,
+            "detail.section.id",
+            &detail.section.id,
+            128,
+            false,
+        );
+        check_text(
+            &mut problems,
+            "detail.section.title",
+            &detail.section.title,
+            500,
+            false,
+        );
         if let Some(cover) = &detail.section.cover_url {
             check_link(&mut problems, "detail.section.cover_url", cover);
         }
@@ -178,7 +190,13 @@ impl SectionEvent {
         match (&detail.comment, name) {
             (Some(comment), _) => {
                 check_text(&mut problems, "detail.comment.id", &comment.id, 128, false);
-                check_text(&mut problems, "detail.comment.text", &comment.text, MAX_COMMENT_CHARS, true);
+                check_text(
+                    &mut problems,
+                    "detail.comment.text",
+                    &comment.text,
+                    MAX_COMMENT_CHARS,
+                    true,
+                );
             }
             (None, SectionEventName::SectionCommented) => {
                 problems.push("detail.comment", "is required for SectionCommented")
@@ -191,11 +209,20 @@ impl SectionEvent {
         if detail.recipients.len() > MAX_RECIPIENTS {
             problems.push(
                 "detail.recipients",
-                format!("has {} entries; the limit is {MAX_RECIPIENTS}", detail.recipients.len()),
+                format!(
+                    "has {} entries; the limit is {MAX_RECIPIENTS}",
+                    detail.recipients.len()
+                ),
             );
         }
         for (i, r) in detail.recipients.iter().enumerate() {
-            check_text(&mut problems, &format!("detail.recipients[{i}].user_id"), &r.user_id, 128, false);
+            check_text(
+                &mut problems,
+                &format!("detail.recipients[{i}].user_id"),
+                &r.user_id,
+                128,
+                false,
+            );
         }
         problems.into_result()?;
 
@@ -207,7 +234,8 @@ impl SectionEvent {
             .recipients
             .into_iter()
             .filter(|r| {
-                name == SectionEventName::RemovedFromSection || Some(&r.user_id) != actor_id.as_ref()
+                name == SectionEventName::RemovedFromSection
+                    || Some(&r.user_id) != actor_id.as_ref()
             })
             .filter(|r| seen.insert(r.user_id.clone()))
             .collect();
@@ -255,7 +283,13 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(event.event_id, "c-77");
-        assert_eq!(event.recipients, vec![Recipient { user_id: "u1".into(), role: RecipientRole::Creator }]);
+        assert_eq!(
+            event.recipients,
+            vec![Recipient {
+                user_id: "u1".into(),
+                role: RecipientRole::Creator
+            }]
+        );
     }
 
     #[test]

@@ -123,7 +123,10 @@ pub fn validate_config(
             let known: Vec<&str> = fields.iter().map(|f| f.name).collect();
             problems.push(
                 format!("{path}.{name}"),
-                format!("is not a field of this kind; expected one of: {}", known.join(", ")),
+                format!(
+                    "is not a field of this kind; expected one of: {}",
+                    known.join(", ")
+                ),
             );
         }
     }
@@ -192,7 +195,9 @@ fn text_problem(text: &str, max_chars: usize, multiline: bool) -> Option<String>
     }
     let count = text.chars().count();
     if count > max_chars {
-        return Some(format!("is {count} characters long; the limit is {max_chars}"));
+        return Some(format!(
+            "is {count} characters long; the limit is {max_chars}"
+        ));
     }
     let bad = text
         .chars()
@@ -204,7 +209,11 @@ fn is_local_host(host: &str) -> bool {
     matches!(host, "127.0.0.1" | "localhost" | "::1" | "[::1]")
 }
 
-fn normalise(format: FieldFormat, value: &Value, policy: &ValidationPolicy) -> Result<Value, String> {
+fn normalise(
+    format: FieldFormat,
+    value: &Value,
+    policy: &ValidationPolicy,
+) -> Result<Value, String> {
     match format {
         FieldFormat::Text { max_chars } => {
             let s = as_str(value)?;
@@ -277,14 +286,19 @@ fn normalise(format: FieldFormat, value: &Value, policy: &ValidationPolicy) -> R
             let chat = match value {
                 Value::Number(n) if n.is_i64() => n.to_string(),
                 Value::String(s) => s.trim().to_string(),
-                other => return Err(format!("must be a string or integer, not {}", json_type(other))),
+                other => {
+                    return Err(format!(
+                        "must be a string or integer, not {}",
+                        json_type(other)
+                    ))
+                }
             };
             let numeric = chat
                 .strip_prefix('-')
                 .unwrap_or(&chat)
                 .chars()
                 .all(|c| c.is_ascii_digit())
-                && chat.trim_start_matches('-').len() >= 1
+                && !chat.trim_start_matches('-').is_empty()
                 && chat.trim_start_matches('-').len() <= 20;
             let username = chat.strip_prefix('@').is_some_and(|u| {
                 (5..=32).contains(&u.len())
@@ -298,15 +312,16 @@ fn normalise(format: FieldFormat, value: &Value, policy: &ValidationPolicy) -> R
         }
         FieldFormat::HexToken { min_len, max_len } => {
             let s = as_str(value)?.trim();
-            let compact: String = s.chars().filter(|c| !c.is_whitespace() && *c != '<' && *c != '>').collect();
+            let compact: String = s
+                .chars()
+                .filter(|c| !c.is_whitespace() && *c != '<' && *c != '>')
+                .collect();
             if (min_len..=max_len).contains(&compact.len())
                 && compact.chars().all(|c| c.is_ascii_hexdigit())
             {
                 Ok(Value::from(compact.to_ascii_lowercase()))
             } else {
-                Err(format!(
-                    "must be {min_len} to {max_len} hexadecimal digits"
-                ))
+                Err(format!("must be {min_len} to {max_len} hexadecimal digits"))
             }
         }
     }
@@ -334,8 +349,23 @@ mod tests {
     const FIELDS: &[FieldSpec] = &[
         FieldSpec::new("host", "Host", FieldFormat::Hostname),
         FieldSpec::new("port", "Port", FieldFormat::Port),
-        FieldSpec::new("password", "Password", FieldFormat::Secret { max_chars: 100, multiline: false }).secret(),
-        FieldSpec::new("tls", "TLS", FieldFormat::Choice { options: &["auto", "starttls"] }).default_value("auto"),
+        FieldSpec::new(
+            "password",
+            "Password",
+            FieldFormat::Secret {
+                max_chars: 100,
+                multiline: false,
+            },
+        )
+        .secret(),
+        FieldSpec::new(
+            "tls",
+            "TLS",
+            FieldFormat::Choice {
+                options: &["auto", "starttls"],
+            },
+        )
+        .default_value("auto"),
     ];
 
     fn obj(v: Value) -> Map<String, Value> {
@@ -352,7 +382,10 @@ mod tests {
             "config",
         )
         .unwrap();
-        assert_eq!(Value::Object(split.public), json!({"host": "smtp.example.com", "port": 587, "tls": "auto"}));
+        assert_eq!(
+            Value::Object(split.public),
+            json!({"host": "smtp.example.com", "port": 587, "tls": "auto"})
+        );
         assert_eq!(split.secrets.get("password").unwrap().expose(), "pw");
     }
 
@@ -367,7 +400,15 @@ mod tests {
         )
         .unwrap_err();
         let fields: Vec<&str> = err.errors.iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(fields, ["config.colour", "config.host", "config.port", "config.password"]);
+        assert_eq!(
+            fields,
+            [
+                "config.colour",
+                "config.host",
+                "config.port",
+                "config.password"
+            ]
+        );
     }
 
     #[test]
@@ -386,11 +427,26 @@ mod tests {
 
     #[test]
     fn webhook_must_be_https_on_the_provider_host_unless_local_is_allowed() {
-        let format = FieldFormat::WebhookUrl { hosts: &["oapi.dingtalk.com"], path_prefix: "/robot/send" };
+        let format = FieldFormat::WebhookUrl {
+            hosts: &["oapi.dingtalk.com"],
+            path_prefix: "/robot/send",
+        };
         let strict = ValidationPolicy::default();
-        let local = ValidationPolicy { allow_local_endpoints: true };
-        assert!(normalise(format, &json!("https://oapi.dingtalk.com/robot/send?access_token=x"), &strict).is_ok());
-        assert!(normalise(format, &json!("http://oapi.dingtalk.com/robot/send?access_token=x"), &strict).is_err());
+        let local = ValidationPolicy {
+            allow_local_endpoints: true,
+        };
+        assert!(normalise(
+            format,
+            &json!("https://oapi.dingtalk.com/robot/send?access_token=x"),
+            &strict
+        )
+        .is_ok());
+        assert!(normalise(
+            format,
+            &json!("http://oapi.dingtalk.com/robot/send?access_token=x"),
+            &strict
+        )
+        .is_err());
         assert!(normalise(format, &json!("https://evil.example/robot/send"), &strict).is_err());
         assert!(normalise(format, &json!("http://127.0.0.1:9/robot/send"), &strict).is_err());
         assert!(normalise(format, &json!("http://127.0.0.1:9/robot/send"), &local).is_ok());
@@ -399,7 +455,10 @@ mod tests {
     #[test]
     fn telegram_chat_ids() {
         let p = ValidationPolicy::default();
-        assert_eq!(normalise(FieldFormat::TelegramChatId, &json!(-1001234567890_i64), &p).unwrap(), json!("-1001234567890"));
+        assert_eq!(
+            normalise(FieldFormat::TelegramChatId, &json!(-1001234567890_i64), &p).unwrap(),
+            json!("-1001234567890")
+        );
         assert!(normalise(FieldFormat::TelegramChatId, &json!("@my_channel"), &p).is_ok());
         assert!(normalise(FieldFormat::TelegramChatId, &json!("12ab"), &p).is_err());
         assert!(normalise(FieldFormat::TelegramChatId, &json!("-"), &p).is_err());

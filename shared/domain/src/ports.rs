@@ -59,12 +59,20 @@ pub enum WriteMode {
 pub trait ConfigStore: Send + Sync {
     async fn save_source(&self, source: &Source, mode: WriteMode) -> Result<(), StoreError>;
     async fn get_source(&self, user: &str, id: &str) -> Result<Option<Source>, StoreError>;
-    async fn list_sources(&self, user: &str, page: &PageRequest) -> Result<Page<Source>, StoreError>;
+    async fn list_sources(
+        &self,
+        user: &str,
+        page: &PageRequest,
+    ) -> Result<Page<Source>, StoreError>;
     async fn delete_source(&self, user: &str, id: &str) -> Result<bool, StoreError>;
 
     async fn save_target(&self, target: &Target, mode: WriteMode) -> Result<(), StoreError>;
     async fn get_target(&self, user: &str, id: &str) -> Result<Option<Target>, StoreError>;
-    async fn list_targets(&self, user: &str, page: &PageRequest) -> Result<Page<Target>, StoreError>;
+    async fn list_targets(
+        &self,
+        user: &str,
+        page: &PageRequest,
+    ) -> Result<Page<Target>, StoreError>;
     async fn delete_target(&self, user: &str, id: &str) -> Result<bool, StoreError>;
 
     async fn save_task(&self, task: &Task, mode: WriteMode) -> Result<(), StoreError>;
@@ -87,7 +95,7 @@ pub trait ConfigStore: Send + Sync {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Claim {
     /// This worker may send; the delivery record exists as `pending`.
-    Granted(Delivery),
+    Granted(Box<Delivery>),
     /// The delivery was already completed (sent, or failed for good): do nothing.
     AlreadyDone,
     /// Another worker holds a live lease on it: try again later.

@@ -52,12 +52,42 @@ struct FieldRule {
 }
 
 const FIELDS: [FieldRule; 5] = [
-    FieldRule { name: "minute", min: 0, max: 59, names: &[], names_start: 0 },
-    FieldRule { name: "hour", min: 0, max: 23, names: &[], names_start: 0 },
-    FieldRule { name: "day-of-month", min: 1, max: 31, names: &[], names_start: 0 },
-    FieldRule { name: "month", min: 1, max: 12, names: &MONTHS, names_start: 1 },
+    FieldRule {
+        name: "minute",
+        min: 0,
+        max: 59,
+        names: &[],
+        names_start: 0,
+    },
+    FieldRule {
+        name: "hour",
+        min: 0,
+        max: 23,
+        names: &[],
+        names_start: 0,
+    },
+    FieldRule {
+        name: "day-of-month",
+        min: 1,
+        max: 31,
+        names: &[],
+        names_start: 0,
+    },
+    FieldRule {
+        name: "month",
+        min: 1,
+        max: 12,
+        names: &MONTHS,
+        names_start: 1,
+    },
     // 7 is accepted as Sunday, as in most crons.
-    FieldRule { name: "day-of-week", min: 0, max: 7, names: &DAYS, names_start: 0 },
+    FieldRule {
+        name: "day-of-week",
+        min: 0,
+        max: 7,
+        names: &DAYS,
+        names_start: 0,
+    },
 ];
 
 impl Schedule {
@@ -184,7 +214,10 @@ fn parse_field(field: &str, rule: &FieldRule) -> Result<Vec<bool>, ScheduleError
         let (range, step) = match item.split_once('/') {
             Some((r, s)) => {
                 let step: u32 = s.parse().ok().filter(|s| *s > 0).ok_or_else(|| {
-                    ScheduleError::Cron(format!("step '/{s}' in the {} field must be a positive number", rule.name))
+                    ScheduleError::Cron(format!(
+                        "step '/{s}' in the {} field must be a positive number",
+                        rule.name
+                    ))
                 })?;
                 (r, step)
             }
@@ -250,7 +283,13 @@ mod tests {
         let s = Schedule::parse("0 16 4 * 5", "UTC").unwrap();
         let got = s.upcoming(utc("2016-11-01T00:00:00Z"), 7);
         let want: Vec<DateTime<Utc>> = [
-            "2016-11-04", "2016-11-11", "2016-11-18", "2016-11-25", "2016-12-02", "2016-12-04", "2016-12-09",
+            "2016-11-04",
+            "2016-11-11",
+            "2016-11-18",
+            "2016-11-25",
+            "2016-12-02",
+            "2016-12-04",
+            "2016-12-09",
         ]
         .iter()
         .map(|d| utc(&format!("{d}T16:00:00Z")))
@@ -261,7 +300,10 @@ mod tests {
     #[test]
     fn leap_day() {
         let s = Schedule::parse("0 0 29 2 *", "UTC").unwrap();
-        assert_eq!(s.next_after(utc("2025-01-01T00:00:00Z")), Some(utc("2028-02-29T00:00:00Z")));
+        assert_eq!(
+            s.next_after(utc("2025-01-01T00:00:00Z")),
+            Some(utc("2028-02-29T00:00:00Z"))
+        );
     }
 
     #[test]
@@ -269,19 +311,37 @@ mod tests {
         let s = Schedule::parse("30 2 * * *", "America/New_York").unwrap();
         // EST is UTC-5 before 2025-03-09 02:00 local, EDT (UTC-4) after; 02:30 does not exist
         // on the 9th, so it fires at the first valid instant, 03:00 EDT = 07:00Z.
-        assert_eq!(s.next_after(utc("2025-03-08T00:00:00Z")), Some(utc("2025-03-08T07:30:00Z")));
-        assert_eq!(s.next_after(utc("2025-03-08T07:30:00Z")), Some(utc("2025-03-09T07:00:00Z")));
-        assert_eq!(s.next_after(utc("2025-03-09T07:00:00Z")), Some(utc("2025-03-10T06:30:00Z")));
+        assert_eq!(
+            s.next_after(utc("2025-03-08T00:00:00Z")),
+            Some(utc("2025-03-08T07:30:00Z"))
+        );
+        assert_eq!(
+            s.next_after(utc("2025-03-08T07:30:00Z")),
+            Some(utc("2025-03-09T07:00:00Z"))
+        );
+        assert_eq!(
+            s.next_after(utc("2025-03-09T07:00:00Z")),
+            Some(utc("2025-03-10T06:30:00Z"))
+        );
     }
 
     #[test]
     fn fall_back_fires_once_at_the_first_occurrence() {
         // 2025-11-02 01:30 happens at 05:30Z (EDT) and again at 06:30Z (EST).
         let s = Schedule::parse("30 1 * * *", "America/New_York").unwrap();
-        assert_eq!(s.next_after(utc("2025-11-02T00:00:00Z")), Some(utc("2025-11-02T05:30:00Z")));
-        assert_eq!(s.next_after(utc("2025-11-02T05:30:00Z")), Some(utc("2025-11-03T06:30:00Z")));
+        assert_eq!(
+            s.next_after(utc("2025-11-02T00:00:00Z")),
+            Some(utc("2025-11-02T05:30:00Z"))
+        );
+        assert_eq!(
+            s.next_after(utc("2025-11-02T05:30:00Z")),
+            Some(utc("2025-11-03T06:30:00Z"))
+        );
         // Asked from inside the repeated hour, the second occurrence is skipped too.
-        assert_eq!(s.next_after(utc("2025-11-02T06:00:00Z")), Some(utc("2025-11-03T06:30:00Z")));
+        assert_eq!(
+            s.next_after(utc("2025-11-02T06:00:00Z")),
+            Some(utc("2025-11-03T06:30:00Z"))
+        );
     }
 
     #[test]
@@ -291,7 +351,10 @@ mod tests {
         let aws = Schedule::parse("0 12 * * ? *", "UTC").unwrap_err();
         assert!(aws.to_string().contains("AWS"), "{aws}");
         assert!(Schedule::parse("0 0 L * *", "UTC").is_err());
-        assert!(Schedule::parse("61 * * * *", "UTC").unwrap_err().to_string().contains("minute"));
+        assert!(Schedule::parse("61 * * * *", "UTC")
+            .unwrap_err()
+            .to_string()
+            .contains("minute"));
         assert_eq!(
             Schedule::parse("* * * * *", "Mars/Olympus").unwrap_err(),
             ScheduleError::Timezone("Mars/Olympus".into())
@@ -302,9 +365,15 @@ mod tests {
     fn names_macros_and_sunday_seven() {
         assert!(Schedule::parse("0 9 * JAN-MAR MON-FRI", "Asia/Shanghai").is_ok());
         let hourly = Schedule::parse("@hourly", "UTC").unwrap();
-        assert_eq!(hourly.next_after(utc("2025-01-01T10:15:00Z")), Some(utc("2025-01-01T11:00:00Z")));
+        assert_eq!(
+            hourly.next_after(utc("2025-01-01T10:15:00Z")),
+            Some(utc("2025-01-01T11:00:00Z"))
+        );
         let sunday = Schedule::parse("0 0 * * 7", "UTC").unwrap();
         // 2025-01-05 is a Sunday.
-        assert_eq!(sunday.next_after(utc("2025-01-01T00:00:00Z")), Some(utc("2025-01-05T00:00:00Z")));
+        assert_eq!(
+            sunday.next_after(utc("2025-01-01T00:00:00Z")),
+            Some(utc("2025-01-05T00:00:00Z"))
+        );
     }
 }

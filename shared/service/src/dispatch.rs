@@ -102,8 +102,14 @@ impl Dispatcher {
                 let rendered = self
                     .templates
                     .render(&task.content, RenderInput::Event { event, role });
-                self.deliver(&task, &key, cause, rendered.map_err(|e| e.to_string()), None)
-                    .await
+                self.deliver(
+                    &task,
+                    &key,
+                    cause,
+                    rendered.map_err(|e| e.to_string()),
+                    None,
+                )
+                .await
             })
             .buffer_unordered(EVENT_CONCURRENCY)
             .collect()
@@ -133,7 +139,11 @@ impl Dispatcher {
 
     /// Fires every due schedule slot once. Stops claiming new slots when `deadline` is near;
     /// what is left stays due for the next tick.
-    pub async fn tick(&self, now: DateTime<Utc>, deadline: Instant) -> Result<TickReport, DispatchError> {
+    pub async fn tick(
+        &self,
+        now: DateTime<Utc>,
+        deadline: Instant,
+    ) -> Result<TickReport, DispatchError> {
         let due = self
             .config
             .due_tasks(now, self.settings.scheduler_batch)
@@ -168,7 +178,8 @@ impl Dispatcher {
     }
 
     async fn fire_slot(&self, task: Task, now: DateTime<Utc>) -> Attempt {
-        let (Some(slot), Trigger::Schedule { cron, timezone }) = (task.next_fire_at, &task.trigger) else {
+        let (Some(slot), Trigger::Schedule { cron, timezone }) = (task.next_fire_at, &task.trigger)
+        else {
             return Attempt::Duplicate;
         };
         let schedule = match Schedule::parse(cron, timezone) {
@@ -191,7 +202,13 @@ impl Dispatcher {
         let cause = DeliveryCause::Schedule { slot };
         let rendered = self
             .templates
-            .render(&task.content, RenderInput::Schedule { slot, timezone: schedule.timezone() })
+            .render(
+                &task.content,
+                RenderInput::Schedule {
+                    slot,
+                    timezone: schedule.timezone(),
+                },
+            )
             .map_err(|e| e.to_string());
         self.deliver(&task, &key, cause, rendered, Some((slot, next, stale)))
             .await
@@ -235,7 +252,11 @@ impl Dispatcher {
         let pending = self.pending(task, cause, rendered.as_ref().ok());
         let lease_until = Utc::now() + self.settings.lease;
         let claim = match slot {
-            None => self.deliveries.claim_delivery(key, &pending, lease_until).await,
+            None => {
+                self.deliveries
+                    .claim_delivery(key, &pending, lease_until)
+                    .await
+            }
             Some((slot, next, _)) => {
                 self.deliveries
                     .claim_schedule_slot(task, slot, next, &pending, lease_until)
@@ -243,16 +264,21 @@ impl Dispatcher {
             }
         };
         let mut delivery = match claim {
-            Ok(Claim::Granted(d)) => d,
+            Ok(Claim::Granted(d)) => *d,
             Ok(Claim::AlreadyDone) => return Attempt::Duplicate,
-            Ok(Claim::InProgress) => return Attempt::Retry(format!("delivery {key} is in progress elsewhere")),
+            Ok(Claim::InProgress) => {
+                return Attempt::Retry(format!("delivery {key} is in progress elsewhere"))
+            }
             Err(err) => return Attempt::Retry(format!("claiming {key}: {err}")),
         };
 
         let started = Instant::now();
         let outcome = match (&rendered, slot) {
             (_, Some((_, _, true))) => None,
-            (Err(reason), _) => Some(Outcome::permanent(Some("render_failed".into()), reason.clone())),
+            (Err(reason), _) => Some(Outcome::permanent(
+                Some("render_failed".into()),
+                reason.clone(),
+            )),
             (Ok(message), _) => Some(self.send(task, message).await),
         };
         delivery.attempts += 1;
@@ -260,11 +286,14 @@ impl Dispatcher {
         let (attempt, release) = match &outcome {
             None => {
                 delivery.status = DeliveryStatus::Skipped;
-                delivery.provider_message =
-                    Some("slot was older than the catch-up window when the scheduler reached it".into());
+                delivery.provider_message = Some(
+                    "slot was older than the catch-up window when the scheduler reached it".into(),
+                );
                 (Attempt::Skipped, false)
             }
-            Some(Outcome::Delivered { provider_message_id }) => {
+            Some(Outcome::Delivered {
+                provider_message_id,
+            }) => {
                 delivery.status = DeliveryStatus::Sent;
                 delivery.provider_message_id = provider_message_id.clone();
                 (Attempt::Sent, false)
@@ -277,7 +306,14 @@ impl Dispatcher {
                 // its failure is final and recorded.
                 let retry = matches!(other, Outcome::Retryable { .. }) && slot.is_none();
                 if retry {
-                    (Attempt::Retry(format!("task {}: {}", task.id, other.message().unwrap_or_default())), true)
+                    (
+                        Attempt::Retry(format!(
+                            "task {}: {}",
+                            task.id,
+                            other.message().unwrap_or_default()
+                        )),
+                        true,
+                    )
                 } else {
                     (Attempt::Failed, false)
                 }
@@ -298,7 +334,11 @@ impl Dispatcher {
         if let Some(Outcome::DeadTarget { message, .. }) = &outcome {
             self.disable_target(task, message).await;
         }
-        if let Err(err) = self.deliveries.finish_delivery(key, &delivery, release).await {
+        if let Err(err) = self
+            .deliveries
+            .finish_delivery(key, &delivery, release)
+            .await
+        {
             // The send happened; the lease will expire and the record stays pending. Report a
             // retry only when the send itself did not go through.
             warn!(delivery_id = %delivery.id, error = %err, "could not record delivery outcome");
@@ -311,12 +351,22 @@ impl Dispatcher {
     pub async fn send(&self, task: &Task, message: &Message) -> Outcome {
         let source = match self.config.get_source(&task.user_id, &task.source_id).await {
             Ok(Some(s)) => s,
-            Ok(None) => return Outcome::permanent(Some("source_missing".into()), "the task's source no longer exists"),
+            Ok(None) => {
+                return Outcome::permanent(
+                    Some("source_missing".into()),
+                    "the task's source no longer exists",
+                )
+            }
             Err(err) => return Outcome::retryable(None, format!("loading the source: {err}")),
         };
         let target = match self.config.get_target(&task.user_id, &task.target_id).await {
             Ok(Some(t)) => t,
-            Ok(None) => return Outcome::permanent(Some("target_missing".into()), "the task's target no longer exists"),
+            Ok(None) => {
+                return Outcome::permanent(
+                    Some("target_missing".into()),
+                    "the task's target no longer exists",
+                )
+            }
             Err(err) => return Outcome::retryable(None, format!("loading the target: {err}")),
         };
         if let Some(disabled) = &target.disabled {
@@ -332,13 +382,22 @@ impl Dispatcher {
             );
         }
         let Some(channel) = self.channels.get(task.kind) else {
-            return Outcome::permanent(Some("no_channel".into()), format!("no channel for {}", task.kind));
+            return Outcome::permanent(
+                Some("no_channel".into()),
+                format!("no channel for {}", task.kind),
+            );
         };
-        let source_secrets = match self.load_secrets(SecretOwner::Source(&source.id), &source.secret_fields).await {
+        let source_secrets = match self
+            .load_secrets(SecretOwner::Source(&source.id), &source.secret_fields)
+            .await
+        {
             Ok(s) => s,
             Err(outcome) => return outcome,
         };
-        let target_secrets = match self.load_secrets(SecretOwner::Target(&target.id), &target.secret_fields).await {
+        let target_secrets = match self
+            .load_secrets(SecretOwner::Target(&target.id), &target.secret_fields)
+            .await
+        {
             Ok(s) => s,
             Err(outcome) => return outcome,
         };
@@ -353,21 +412,32 @@ impl Dispatcher {
             .await
     }
 
-    async fn load_secrets(&self, owner: SecretOwner<'_>, fields: &[String]) -> Result<SecretBundle, Outcome> {
+    async fn load_secrets(
+        &self,
+        owner: SecretOwner<'_>,
+        fields: &[String],
+    ) -> Result<SecretBundle, Outcome> {
         if fields.is_empty() {
             return Ok(SecretBundle::new());
         }
-        self.secrets.get_secrets(owner).await.map_err(|err| match err {
-            notify_domain::SecretError::NotFound(_) | notify_domain::SecretError::Corrupt(_) => {
-                Outcome::permanent(Some("secret_missing".into()), err.to_string())
-            }
-            notify_domain::SecretError::Unavailable(_) => Outcome::retryable(None, err.to_string()),
-        })
+        self.secrets
+            .get_secrets(owner)
+            .await
+            .map_err(|err| match err {
+                notify_domain::SecretError::NotFound(_)
+                | notify_domain::SecretError::Corrupt(_) => {
+                    Outcome::permanent(Some("secret_missing".into()), err.to_string())
+                }
+                notify_domain::SecretError::Unavailable(_) => {
+                    Outcome::retryable(None, err.to_string())
+                }
+            })
     }
 
     /// A provider said the target is gone: stop sending to it until the user fixes it.
     async fn disable_target(&self, task: &Task, reason: &str) {
-        let Ok(Some(mut target)) = self.config.get_target(&task.user_id, &task.target_id).await else {
+        let Ok(Some(mut target)) = self.config.get_target(&task.user_id, &task.target_id).await
+        else {
             return;
         };
         let expected_version = target.version;

@@ -82,7 +82,10 @@ impl std::fmt::Debug for Settings {
             .field("table", &self.table)
             .field("secret_prefix", &self.secret_prefix)
             .field("web_base_url", &self.web_base_url.as_str())
-            .field("jwt_hs256_key", &self.jwt_hs256_key.as_ref().map(|_| "<set>"))
+            .field(
+                "jwt_hs256_key",
+                &self.jwt_hs256_key.as_ref().map(|_| "<set>"),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -153,7 +156,7 @@ impl Settings {
             jwt_audience: get(JWT_AUDIENCE),
             secret_cache_ttl: Duration::from_secs(number(SECRET_CACHE_SECONDS, 300)?),
             delivery_retention: chrono::Duration::days(
-                number(DELIVERY_RETENTION_DAYS, 90)?.max(1) as i64,
+                number(DELIVERY_RETENTION_DAYS, 90)?.max(1) as i64
             ),
             validation: ValidationPolicy {
                 allow_local_endpoints: allow_local,

@@ -11,11 +11,26 @@ use notify_domain::{Content, Message, RecipientRole, TemplateId};
 pub const COMMENT_EXCERPT_CHARS: usize = 280;
 
 const SOURCES: [(TemplateId, &str); 5] = [
-    (TemplateId::DailySummary, include_str!("../templates/en/daily_summary.txt")),
-    (TemplateId::RemovedFromSection, include_str!("../templates/en/removed_from_section.txt")),
-    (TemplateId::SectionCommented, include_str!("../templates/en/section_commented.txt")),
-    (TemplateId::SectionSubscribed, include_str!("../templates/en/section_subscribed.txt")),
-    (TemplateId::SectionUpdated, include_str!("../templates/en/section_updated.txt")),
+    (
+        TemplateId::DailySummary,
+        include_str!("../templates/en/daily_summary.txt"),
+    ),
+    (
+        TemplateId::RemovedFromSection,
+        include_str!("../templates/en/removed_from_section.txt"),
+    ),
+    (
+        TemplateId::SectionCommented,
+        include_str!("../templates/en/section_commented.txt"),
+    ),
+    (
+        TemplateId::SectionSubscribed,
+        include_str!("../templates/en/section_subscribed.txt"),
+    ),
+    (
+        TemplateId::SectionUpdated,
+        include_str!("../templates/en/section_updated.txt"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -80,7 +95,11 @@ impl Templates {
         self.web_base.to_string()
     }
 
-    pub fn render(&self, content: &Content, input: RenderInput<'_>) -> Result<Message, RenderError> {
+    pub fn render(
+        &self,
+        content: &Content,
+        input: RenderInput<'_>,
+    ) -> Result<Message, RenderError> {
         match content {
             // Custom content is static: used as typed, never evaluated.
             Content::Custom {
@@ -99,9 +118,16 @@ impl Templates {
         }
     }
 
-    fn render_template(&self, id: TemplateId, input: RenderInput<'_>) -> Result<Message, RenderError> {
+    fn render_template(
+        &self,
+        id: TemplateId,
+        input: RenderInput<'_>,
+    ) -> Result<Message, RenderError> {
         let name = id.as_str();
-        let wrap = |source| RenderError::Template { template: name, source };
+        let wrap = |source| RenderError::Template {
+            template: name,
+            source,
+        };
         let (ctx, link, cover) = match input {
             RenderInput::Event { event, role } => {
                 let role_phrase = match role {
@@ -116,7 +142,10 @@ impl Templates {
                 let link = if id == TemplateId::RemovedFromSection {
                     self.app_link()
                 } else {
-                    self.section_link(&event.section.id, event.comment.as_ref().map(|c| c.id.as_str()))
+                    self.section_link(
+                        &event.section.id,
+                        event.comment.as_ref().map(|c| c.id.as_str()),
+                    )
                 };
                 let ctx = context! {
                     section => event.section,
@@ -183,9 +212,19 @@ mod tests {
             name: SectionEventName::SectionCommented,
             event_id: "e1".into(),
             occurred_at: None,
-            section: SectionRef { id: "42".into(), title: "Rust <tips>".into(), cover_url: None },
-            actor: Some(Actor { id: "u2".into(), name: "Ann".into() }),
-            comment: Some(CommentRef { id: "c 7".into(), text: "Great {{ 7*7 }} post".into() }),
+            section: SectionRef {
+                id: "42".into(),
+                title: "Rust <tips>".into(),
+                cover_url: None,
+            },
+            actor: Some(Actor {
+                id: "u2".into(),
+                name: "Ann".into(),
+            }),
+            comment: Some(CommentRef {
+                id: "c 7".into(),
+                text: "Great {{ 7*7 }} post".into(),
+            }),
             recipients: vec![],
         }
     }
@@ -195,8 +234,13 @@ mod tests {
         let event = commented();
         let msg = templates()
             .render(
-                &Content::Template { template: TemplateId::SectionCommented },
-                RenderInput::Event { event: &event, role: RecipientRole::Member },
+                &Content::Template {
+                    template: TemplateId::SectionCommented,
+                },
+                RenderInput::Event {
+                    event: &event,
+                    role: RecipientRole::Member,
+                },
             )
             .unwrap();
         assert_eq!(msg.title, "New comment on “Rust <tips>”");
@@ -205,7 +249,10 @@ mod tests {
             msg.body,
             "Ann commented on a section you take part in, “Rust <tips>”:\n\n“Great {{ 7*7 }} post”"
         );
-        assert_eq!(msg.link.as_deref(), Some("https://app.example/section/detail/42?comment_id=c+7"));
+        assert_eq!(
+            msg.link.as_deref(),
+            Some("https://app.example/section/detail/42?comment_id=c+7")
+        );
         assert_eq!(msg.link_label.as_deref(), Some("View comment"));
     }
 
@@ -215,10 +262,18 @@ mod tests {
         let event = commented();
         for id in TemplateId::ALL {
             let input = match id.event() {
-                Some(_) => RenderInput::Event { event: &event, role: RecipientRole::Creator },
-                None => RenderInput::Schedule { slot: "2026-03-01T23:30:00Z".parse().unwrap(), timezone: chrono_tz::Asia::Shanghai },
+                Some(_) => RenderInput::Event {
+                    event: &event,
+                    role: RecipientRole::Creator,
+                },
+                None => RenderInput::Schedule {
+                    slot: "2026-03-01T23:30:00Z".parse().unwrap(),
+                    timezone: chrono_tz::Asia::Shanghai,
+                },
             };
-            let msg = t.render(&Content::Template { template: id }, input).unwrap();
+            let msg = t
+                .render(&Content::Template { template: id }, input)
+                .unwrap();
             assert!(!msg.title.is_empty() && !msg.body.is_empty(), "{id:?}");
         }
     }
@@ -228,8 +283,13 @@ mod tests {
         // 23:30Z on 1 March is already 2 March in Shanghai (UTC+8).
         let msg = templates()
             .render(
-                &Content::Template { template: TemplateId::DailySummary },
-                RenderInput::Schedule { slot: "2026-03-01T23:30:00Z".parse().unwrap(), timezone: chrono_tz::Asia::Shanghai },
+                &Content::Template {
+                    template: TemplateId::DailySummary,
+                },
+                RenderInput::Schedule {
+                    slot: "2026-03-01T23:30:00Z".parse().unwrap(),
+                    timezone: chrono_tz::Asia::Shanghai,
+                },
             )
             .unwrap();
         assert_eq!(msg.title, "Daily Summary for 2026-03-02");
@@ -239,11 +299,22 @@ mod tests {
     fn custom_content_is_never_evaluated() {
         let msg = templates()
             .render(
-                &Content::Custom { title: "{{ 1+1 }}".into(), body: "{% if true %}x{% endif %}".into(), link: None, cover_url: None },
-                RenderInput::Schedule { slot: Utc::now(), timezone: chrono_tz::UTC },
+                &Content::Custom {
+                    title: "{{ 1+1 }}".into(),
+                    body: "{% if true %}x{% endif %}".into(),
+                    link: None,
+                    cover_url: None,
+                },
+                RenderInput::Schedule {
+                    slot: Utc::now(),
+                    timezone: chrono_tz::UTC,
+                },
             )
             .unwrap();
-        assert_eq!((msg.title.as_str(), msg.body.as_str()), ("{{ 1+1 }}", "{% if true %}x{% endif %}"));
+        assert_eq!(
+            (msg.title.as_str(), msg.body.as_str()),
+            ("{{ 1+1 }}", "{% if true %}x{% endif %}")
+        );
     }
 
     #[test]

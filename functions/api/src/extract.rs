@@ -1,0 +1,180 @@
+//! Typed extractors: the caller's identity, JSON bodies and pagination, each failing with a
+//! problem+json [`ApiError`].
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::header;
+use axum::http::request::Parts;
+use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
+use notify_domain::PageRequest;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+use crate::error::ApiError;
+use crate::AppState;
+
+/// Largest accepted request body.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The caller: the JWT `sub`.
+#[derive(Debug, Clone)]
+pub struct User(pub String);
+
+#[derive(Deserialize)]
+struct Claims {
+    sub: String,
+}
+
+impl FromRequestParts<AppState> for User {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        // Behind API Gateway's JWT authorizer the token is already verified: use its claims.
+        if let Some(lambda_http::request::RequestContext::ApiGatewayV2(ctx)) =
+            parts
+                .extensions
+                .get::<lambda_http::request::RequestContext>()
+        {
+            if let Some(sub) = ctx
+                .authorizer
+                .as_ref()
+                .and_then(|a| a.jwt.as_ref())
+                .and_then(|jwt| jwt.claims.get("sub"))
+                .filter(|s| !s.is_empty())
+            {
+                return Ok(User(sub.clone()));
+            }
+        }
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| ApiError::Unauthorized("missing Authorization: Bearer token".into()))?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .ok_or_else(|| {
+                ApiError::Unauthorized("Authorization header must be 'Bearer <token>'".into())
+            })?;
+        let settings = &state.dispatcher.settings;
+        let key = settings.jwt_hs256_key.as_deref().ok_or_else(|| {
+            ApiError::Unauthorized("this deployment does not accept bearer tokens directly".into())
+        })?;
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        validation.leeway = 30;
+        match &settings.jwt_issuer {
+            Some(iss) => validation.set_issuer(&[iss]),
+            None => validation.iss = None,
+        }
+        match &settings.jwt_audience {
+            Some(aud) => validation.set_audience(&[aud]),
+            None => validation.validate_aud = false,
+        }
+        let data = decode::<Claims>(
+            token,
+            &DecodingKey::from_secret(key.as_bytes()),
+            &validation,
+        )
+        .map_err(|e| ApiError::Unauthorized(format!("invalid token: {e}")))?;
+        if data.claims.sub.trim().is_empty() {
+            return Err(ApiError::Unauthorized("token has an empty sub".into()));
+        }
+        Ok(User(data.claims.sub))
+    }
+}
+
+/// A JSON body: `application/json`, at most [`MAX_BODY_BYTES`], and errors that name the
+/// field (`config.port: invalid type…`).
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| {
+                let v = v.trim();
+                v.eq_ignore_ascii_case("application/json")
+                    || (v.starts_with("application/") && v.ends_with("+json"))
+            });
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let bytes =
+            Bytes::from_request(req, state)
+                .await
+                .map_err(|_| ApiError::PayloadTooLarge {
+                    limit: MAX_BODY_BYTES,
+                })?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// Parses JSON; syntax errors are 400, shape errors 422 with the path of the field.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        let message = inner.to_string();
+        // Strip serde_json's " at line X column Y" suffix: the field path says where.
+        let message = message
+            .split(" at line ")
+            .next()
+            .unwrap_or(&message)
+            .to_string();
+        if inner.is_syntax() || inner.is_eof() {
+            ApiError::BadRequest {
+                detail: format!("request body is not valid JSON: {inner}"),
+                field: None,
+            }
+        } else if path == "." {
+            ApiError::field("body", message)
+        } else {
+            ApiError::field(path, message)
+        }
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PageQuery {
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// `?limit=1..100&cursor=…`
+pub struct Paging(pub PageRequest);
+
+impl FromRequestParts<AppState> for Paging {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Query(q) = Query::<PageQuery>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::BadRequest {
+                detail: e.body_text(),
+                field: None,
+            })?;
+        let limit = match q.limit {
+            None => 20,
+            Some(text) => match text.parse::<u32>() {
+                Ok(n) if (1..=100).contains(&n) => n,
+                _ => {
+                    return Err(ApiError::BadRequest {
+                        detail: format!("limit must be a whole number from 1 to 100, not '{text}'"),
+                        field: Some("limit".into()),
+                    })
+                }
+            },
+        };
+        Ok(Paging(PageRequest {
+            limit,
+            cursor: q.cursor.filter(|c| !c.is_empty()),
+        }))
+    }
+}
