@@ -1,1 +1,32 @@
+//! The every-minute tick: fire each due cron slot exactly once, within the time the
+//! invocation has left.
+use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
+use notify_service::{Dispatcher, TickReport};
+use tracing::info;
+
+/// Runs one tick at `now`, claiming no new slot once `deadline` is close.
+pub async fn handle(
+    dispatcher: &Dispatcher,
+    now: DateTime<Utc>,
+    deadline: Instant,
+) -> Result<TickReport, notify_service::DispatchError> {
+    let report = dispatcher.tick(now, deadline).await?;
+    info!(
+        due = report.due,
+        sent = report.sent,
+        failed = report.failed,
+        skipped = report.skipped,
+        already_claimed = report.already_claimed,
+        deferred = report.deferred,
+        "scheduler tick"
+    );
+    Ok(report)
+}
+
+/// Converts Lambda's deadline (epoch milliseconds) into an `Instant`.
+pub fn deadline_from_epoch_ms(deadline_ms: u64) -> Instant {
+    let now_ms = Utc::now().timestamp_millis().max(0) as u64;
+    Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms))
+}

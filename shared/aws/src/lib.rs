@@ -2,6 +2,7 @@
 //! Secrets Manager for secret fields. Clients are built once per container by the caller and
 //! shared.
 
+pub mod dead_letter;
 pub mod dynamo;
 pub mod schema;
 pub mod secrets;

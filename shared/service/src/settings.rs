@@ -24,6 +24,8 @@ pub const LEASE_SECONDS: &str = "NOTIFY_LEASE_SECONDS";
 pub const SCHEDULER_BATCH: &str = "NOTIFY_SCHEDULER_BATCH";
 pub const SCHEDULER_CONCURRENCY: &str = "NOTIFY_SCHEDULER_CONCURRENCY";
 pub const CATCH_UP_MINUTES: &str = "NOTIFY_CATCH_UP_MINUTES";
+/// SQS queue for events that can never be processed (malformed); optional.
+pub const EVENTS_DLQ_URL: &str = "NOTIFY_EVENTS_DLQ_URL";
 
 /// Every variable read, with whether a deployment must set it.
 pub const ENV_VARS: &[(&str, bool)] = &[
@@ -46,6 +48,7 @@ pub const ENV_VARS: &[(&str, bool)] = &[
     (SCHEDULER_BATCH, false),
     (SCHEDULER_CONCURRENCY, false),
     (CATCH_UP_MINUTES, false),
+    (EVENTS_DLQ_URL, false),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +77,7 @@ pub struct Settings {
     pub scheduler_batch: usize,
     pub scheduler_concurrency: usize,
     pub catch_up: chrono::Duration,
+    pub events_dlq_url: Option<String>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -166,6 +170,7 @@ impl Settings {
             scheduler_batch: number(SCHEDULER_BATCH, 500)?.max(1) as usize,
             scheduler_concurrency: number(SCHEDULER_CONCURRENCY, 16)?.max(1) as usize,
             catch_up: chrono::Duration::minutes(number(CATCH_UP_MINUTES, 15)? as i64),
+            events_dlq_url: get(EVENTS_DLQ_URL),
         })
     }
 }
