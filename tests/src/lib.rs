@@ -1,1 +1,18 @@
+//! Test kit: moto-backed AWS environments, a real SMTP sink, and local provider servers that
+//! check requests the way the providers do. Used by the integration tests in `tests/tests/`,
+//! and by the `local-stack` and `demo` binaries.
 
+pub mod aws;
+pub mod env;
+pub mod fakes;
+pub mod smtp;
+
+pub use env::TestEnv;
+
+/// The workspace root (this crate lives in `tests/`).
+pub fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
