@@ -21,7 +21,10 @@ pub async fn moto_config() -> SdkConfig {
 /// Fails fast with a helpful message when moto is not running.
 pub async fn require_moto() {
     let endpoint = moto_endpoint();
-    let addr = endpoint.trim_start_matches("http://").trim_end_matches('/').to_string();
+    let addr = endpoint
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
     if tokio::net::TcpStream::connect(&addr).await.is_err() {
         panic!("moto is not reachable at {endpoint}; run the tests with `make test` (it starts moto), or `make services-up` first");
     }

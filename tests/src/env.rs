@@ -47,17 +47,38 @@ impl TestEnv {
             .expect("create the test table on moto");
         let vars = HashMap::from([
             (notify_service::settings::TABLE, table.clone()),
-            (notify_service::settings::SECRET_PREFIX, secret_prefix.clone()),
-            (notify_service::settings::WEB_BASE_URL, "https://app.example.test".to_string()),
+            (
+                notify_service::settings::SECRET_PREFIX,
+                secret_prefix.clone(),
+            ),
+            (
+                notify_service::settings::WEB_BASE_URL,
+                "https://app.example.test".to_string(),
+            ),
             (notify_service::settings::JWT_HS256_KEY, JWT_KEY.to_string()),
-            (notify_service::settings::ALLOW_LOCAL_ENDPOINTS, "true".to_string()),
-            (notify_service::settings::PROVIDER_TIMEOUT_SECONDS, "5".to_string()),
+            (
+                notify_service::settings::ALLOW_LOCAL_ENDPOINTS,
+                "true".to_string(),
+            ),
+            (
+                notify_service::settings::PROVIDER_TIMEOUT_SECONDS,
+                "5".to_string(),
+            ),
         ]);
         let mut settings = Settings::from_lookup(|k| vars.get(k).cloned()).expect("test settings");
         adjust(&mut settings);
-        let dispatcher = notify_aws::wiring::dispatcher(settings, &aws).expect("wire the dispatcher");
-        let router = router(AppState { dispatcher: dispatcher.clone() });
-        TestEnv { aws, table, secret_prefix, dispatcher, router }
+        let dispatcher =
+            notify_aws::wiring::dispatcher(settings, &aws).expect("wire the dispatcher");
+        let router = router(AppState {
+            dispatcher: dispatcher.clone(),
+        });
+        TestEnv {
+            aws,
+            table,
+            secret_prefix,
+            dispatcher,
+            router,
+        }
     }
 
     /// A valid HS256 token for `user`, expiring in an hour.
@@ -66,17 +87,34 @@ impl TestEnv {
     }
 
     /// Calls the API as `user` (no Authorization header when `None`).
-    pub async fn call(&self, method: &str, path: &str, user: Option<&str>, body: Option<Value>) -> Reply {
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        user: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
         let raw_body = body.map(|b| b.to_string());
-        self.call_raw(method, path, user, raw_body.as_deref(), "application/json").await
+        self.call_raw(method, path, user, raw_body.as_deref(), "application/json")
+            .await
     }
 
-    pub async fn call_raw(&self, method: &str, path: &str, user: Option<&str>, body: Option<&str>, content_type: &str) -> Reply {
+    pub async fn call_raw(
+        &self,
+        method: &str,
+        path: &str,
+        user: Option<&str>,
+        body: Option<&str>,
+        content_type: &str,
+    ) -> Reply {
         let mut request = Request::builder()
             .method(Method::from_bytes(method.as_bytes()).expect("method"))
             .uri(path);
         if let Some(user) = user {
-            request = request.header(header::AUTHORIZATION, format!("Bearer {}", self.token(user)));
+            request = request.header(
+                header::AUTHORIZATION,
+                format!("Bearer {}", self.token(user)),
+            );
         }
         if body.is_some() {
             request = request.header(header::CONTENT_TYPE, content_type);
@@ -84,7 +122,12 @@ impl TestEnv {
         let request = request
             .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
             .expect("request");
-        let response = self.router.clone().oneshot(request).await.expect("router is infallible");
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("router is infallible");
         let status = response.status();
         let content_type = response
             .headers()
@@ -92,10 +135,17 @@ impl TestEnv {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_string();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body");
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("body");
         let raw = String::from_utf8_lossy(&bytes).to_string();
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Reply { status, content_type, body, raw }
+        Reply {
+            status,
+            content_type,
+            body,
+            raw,
+        }
     }
 
     /// Every item in the table, as raw DynamoDB JSON text (for leak checks).

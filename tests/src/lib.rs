@@ -5,6 +5,7 @@
 pub mod aws;
 pub mod env;
 pub mod fakes;
+pub mod pipeline;
 pub mod smtp;
 
 pub use env::TestEnv;

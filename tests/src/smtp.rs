@@ -53,10 +53,18 @@ impl SmtpSink {
             .unwrap_or_else(|| panic!("unexpected first line from the SMTP sink: {first}"));
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(addr).is_err() {
-            assert!(Instant::now() < deadline, "the SMTP sink does not accept connections on {addr}");
+            assert!(
+                Instant::now() < deadline,
+                "the SMTP sink does not accept connections on {addr}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
-        SmtpSink { child, port: addr.port(), dir, lines }
+        SmtpSink {
+            child,
+            port: addr.port(),
+            dir,
+            lines,
+        }
     }
 
     /// Waits for the next saved message and returns its raw text.
@@ -82,7 +90,10 @@ impl SmtpSink {
             .unwrap_or_default();
         paths.retain(|p| p.extension().is_some_and(|x| x == "eml"));
         paths.sort();
-        paths.iter().filter_map(|p| std::fs::read_to_string(p).ok()).collect()
+        paths
+            .iter()
+            .filter_map(|p| std::fs::read_to_string(p).ok())
+            .collect()
     }
 }
 

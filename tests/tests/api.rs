@@ -17,9 +17,17 @@ fn email_target(address: &str) -> Value {
 
 fn assert_problem(reply: &notify_testkit::env::Reply, status: u16, field: Option<&str>) {
     assert_eq!(reply.status.as_u16(), status, "{}", reply.raw);
-    assert_eq!(reply.content_type, "application/problem+json", "{}", reply.raw);
+    assert_eq!(
+        reply.content_type, "application/problem+json",
+        "{}",
+        reply.raw
+    );
     assert_eq!(reply.body["status"], status, "{}", reply.raw);
-    assert!(reply.body["detail"].as_str().is_some_and(|d| !d.is_empty()), "{}", reply.raw);
+    assert!(
+        reply.body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+        "{}",
+        reply.raw
+    );
     if let Some(field) = field {
         assert_eq!(reply.body["field"], field, "{}", reply.raw);
     }
@@ -28,71 +36,192 @@ fn assert_problem(reply: &notify_testkit::env::Reply, status: u16, field: Option
 #[tokio::test]
 async fn secrets_are_stored_in_secrets_manager_and_never_returned() {
     let env = TestEnv::start().await;
-    let created = env.call("POST", "/sources", Some("alice"), Some(email_source("pw-Zebra-4417"))).await;
+    let created = env
+        .call(
+            "POST",
+            "/sources",
+            Some("alice"),
+            Some(email_source("pw-Zebra-4417")),
+        )
+        .await;
     assert_eq!(created.status, 201, "{}", created.raw);
     let id = created.body["id"].as_str().unwrap().to_string();
     assert_eq!(created.body["secrets"], json!({"password": {"set": true}}));
-    assert_eq!(created.body["config"], json!({"host": "smtp.example.com", "port": 587, "username": "bot@example.com", "tls": "auto"}));
+    assert_eq!(
+        created.body["config"],
+        json!({"host": "smtp.example.com", "port": 587, "username": "bot@example.com", "tls": "auto"})
+    );
     assert!(!created.raw.contains("pw-Zebra-4417"));
 
-    let got = env.call("GET", &format!("/sources/{id}"), Some("alice"), None).await;
+    let got = env
+        .call("GET", &format!("/sources/{id}"), Some("alice"), None)
+        .await;
     assert_eq!(got.status, 200);
     assert!(!got.raw.contains("pw-Zebra-4417"));
     let listed = env.call("GET", "/sources", Some("alice"), None).await;
     assert!(!listed.raw.contains("pw-Zebra-4417"));
 
-    assert_eq!(env.stored_secret("source", &id).await.as_deref(), Some(r#"{"password":"pw-Zebra-4417"}"#));
+    assert_eq!(
+        env.stored_secret("source", &id).await.as_deref(),
+        Some(r#"{"password":"pw-Zebra-4417"}"#)
+    );
     let table = env.dump_table().await;
     assert!(table.contains(&id) && !table.contains("pw-Zebra-4417"));
 
     // A partial update without the secret keeps it; one with it replaces it.
-    let patched = env.call("PATCH", &format!("/sources/{id}"), Some("alice"), Some(json!({"name": "Renamed", "config": {"port": 465}}))).await;
+    let patched = env
+        .call(
+            "PATCH",
+            &format!("/sources/{id}"),
+            Some("alice"),
+            Some(json!({"name": "Renamed", "config": {"port": 465}})),
+        )
+        .await;
     assert_eq!(patched.status, 200, "{}", patched.raw);
     assert_eq!(patched.body["name"], "Renamed");
     assert_eq!(patched.body["config"]["port"], 465);
     assert_eq!(patched.body["secrets"]["password"]["set"], true);
     assert_eq!(patched.body["version"], 2);
-    assert_eq!(env.stored_secret("source", &id).await.as_deref(), Some(r#"{"password":"pw-Zebra-4417"}"#));
-    let rotated = env.call("PATCH", &format!("/sources/{id}"), Some("alice"), Some(json!({"config": {"password": "pw-Yak-9"}}))).await;
+    assert_eq!(
+        env.stored_secret("source", &id).await.as_deref(),
+        Some(r#"{"password":"pw-Zebra-4417"}"#)
+    );
+    let rotated = env
+        .call(
+            "PATCH",
+            &format!("/sources/{id}"),
+            Some("alice"),
+            Some(json!({"config": {"password": "pw-Yak-9"}})),
+        )
+        .await;
     assert_eq!(rotated.status, 200, "{}", rotated.raw);
-    assert_eq!(env.stored_secret("source", &id).await.as_deref(), Some(r#"{"password":"pw-Yak-9"}"#));
+    assert_eq!(
+        env.stored_secret("source", &id).await.as_deref(),
+        Some(r#"{"password":"pw-Yak-9"}"#)
+    );
 
     // Deleting the resource deletes its secret.
-    let deleted = env.call("DELETE", &format!("/sources/{id}"), Some("alice"), None).await;
+    let deleted = env
+        .call("DELETE", &format!("/sources/{id}"), Some("alice"), None)
+        .await;
     assert_eq!(deleted.status, 204);
     assert_eq!(env.stored_secret("source", &id).await, None);
-    let gone = env.call("GET", &format!("/sources/{id}"), Some("alice"), None).await;
+    let gone = env
+        .call("GET", &format!("/sources/{id}"), Some("alice"), None)
+        .await;
     assert_problem(&gone, 404, None);
 }
 
 #[tokio::test]
 async fn another_users_resources_are_not_found() {
     let env = TestEnv::start().await;
-    let source = env.call("POST", "/sources", Some("alice"), Some(email_source("pw-1"))).await.body["id"].as_str().unwrap().to_string();
-    let target = env.call("POST", "/targets", Some("alice"), Some(email_target("alice@example.com"))).await.body["id"].as_str().unwrap().to_string();
-    let bob_target = env.call("POST", "/targets", Some("bob"), Some(email_target("bob@example.com"))).await.body["id"].as_str().unwrap().to_string();
-    let bob_source = env.call("POST", "/sources", Some("bob"), Some(email_source("pw-2"))).await.body["id"].as_str().unwrap().to_string();
+    let source = env
+        .call(
+            "POST",
+            "/sources",
+            Some("alice"),
+            Some(email_source("pw-1")),
+        )
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let target = env
+        .call(
+            "POST",
+            "/targets",
+            Some("alice"),
+            Some(email_target("alice@example.com")),
+        )
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let bob_target = env
+        .call(
+            "POST",
+            "/targets",
+            Some("bob"),
+            Some(email_target("bob@example.com")),
+        )
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let bob_source = env
+        .call("POST", "/sources", Some("bob"), Some(email_source("pw-2")))
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
-    for (method, body) in [("GET", None), ("PATCH", Some(json!({"name": "mine now"}))), ("DELETE", None)] {
-        let reply = env.call(method, &format!("/sources/{source}"), Some("bob"), body).await;
+    for (method, body) in [
+        ("GET", None),
+        ("PATCH", Some(json!({"name": "mine now"}))),
+        ("DELETE", None),
+    ] {
+        let reply = env
+            .call(method, &format!("/sources/{source}"), Some("bob"), body)
+            .await;
         assert_problem(&reply, 404, None);
     }
-    assert_problem(&env.call("GET", &format!("/targets/{target}"), Some("bob"), None).await, 404, None);
+    assert_problem(
+        &env.call("GET", &format!("/targets/{target}"), Some("bob"), None)
+            .await,
+        404,
+        None,
+    );
     // Still there, unchanged, for its owner.
-    let own = env.call("GET", &format!("/sources/{source}"), Some("alice"), None).await;
-    assert_eq!((own.status.as_u16(), own.body["name"].as_str()), (200, Some("Team mailbox")));
+    let own = env
+        .call("GET", &format!("/sources/{source}"), Some("alice"), None)
+        .await;
+    assert_eq!(
+        (own.status.as_u16(), own.body["name"].as_str()),
+        (200, Some("Team mailbox"))
+    );
 
     // Bob cannot build a task on Alice's source or target.
-    let task = |s: &str, t: &str| json!({
-        "title": "steal", "source_id": s, "target_id": t,
-        "trigger": {"type": "event", "event": "SectionUpdated"},
-        "content": {"type": "template", "template": "section_updated"}
-    });
-    assert_problem(&env.call("POST", "/tasks", Some("bob"), Some(task(&source, &bob_target))).await, 404, Some("source_id"));
-    assert_problem(&env.call("POST", "/tasks", Some("bob"), Some(task(&bob_source, &target))).await, 404, Some("target_id"));
+    let task = |s: &str, t: &str| {
+        json!({
+            "title": "steal", "source_id": s, "target_id": t,
+            "trigger": {"type": "event", "event": "SectionUpdated"},
+            "content": {"type": "template", "template": "section_updated"}
+        })
+    };
+    assert_problem(
+        &env.call(
+            "POST",
+            "/tasks",
+            Some("bob"),
+            Some(task(&source, &bob_target)),
+        )
+        .await,
+        404,
+        Some("source_id"),
+    );
+    assert_problem(
+        &env.call(
+            "POST",
+            "/tasks",
+            Some("bob"),
+            Some(task(&bob_source, &target)),
+        )
+        .await,
+        404,
+        Some("target_id"),
+    );
     // Lists hold only the caller's own.
     let listed = env.call("GET", "/sources", Some("bob"), None).await;
-    let ids: Vec<&str> = listed.body["items"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = listed.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, vec![bob_source.as_str()]);
 }
 
@@ -110,7 +239,9 @@ async fn identity_is_required_and_verified() {
             .header("authorization", format!("Bearer {token}"))
             .body(axum::body::Body::empty())
             .unwrap();
-        let response = tower::ServiceExt::oneshot(env.router.clone(), request).await.unwrap();
+        let response = tower::ServiceExt::oneshot(env.router.clone(), request)
+            .await
+            .unwrap();
         assert_eq!(response.status(), 401);
     }
 }
@@ -119,56 +250,195 @@ async fn identity_is_required_and_verified() {
 async fn bad_requests_are_problems_that_name_the_field() {
     let env = TestEnv::start().await;
     let user = Some("carol");
-    let email = env.call("POST", "/sources", user, Some(email_source("pw"))).await.body["id"].as_str().unwrap().to_string();
+    let email = env
+        .call("POST", "/sources", user, Some(email_source("pw")))
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let telegram_target = env
-        .call("POST", "/targets", user, Some(json!({"name": "chat", "kind": "telegram", "config": {"chat_id": "-100123"}})))
+        .call(
+            "POST",
+            "/targets",
+            user,
+            Some(json!({"name": "chat", "kind": "telegram", "config": {"chat_id": "-100123"}})),
+        )
         .await;
     assert_eq!(telegram_target.status, 201, "{}", telegram_target.raw);
     let tg = telegram_target.body["id"].as_str().unwrap().to_string();
-    let mail_target = env.call("POST", "/targets", user, Some(email_target("c@example.com"))).await.body["id"].as_str().unwrap().to_string();
+    let mail_target = env
+        .call(
+            "POST",
+            "/targets",
+            user,
+            Some(email_target("c@example.com")),
+        )
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
     // Kind mismatch: 422 naming both kinds and the allowed pairs.
     let mismatch = env
-        .call("POST", "/tasks", user, Some(json!({
-            "title": "t", "source_id": email, "target_id": tg,
-            "trigger": {"type": "event", "event": "SectionUpdated"},
-            "content": {"type": "template", "template": "section_updated"}
-        })))
+        .call(
+            "POST",
+            "/tasks",
+            user,
+            Some(json!({
+                "title": "t", "source_id": email, "target_id": tg,
+                "trigger": {"type": "event", "event": "SectionUpdated"},
+                "content": {"type": "template", "template": "section_updated"}
+            })),
+        )
         .await;
     assert_problem(&mismatch, 422, Some("target_id"));
     let detail = mismatch.body["detail"].as_str().unwrap();
-    assert!(detail.contains("email") && detail.contains("telegram") && detail.contains("telegram→telegram"), "{detail}");
+    assert!(
+        detail.contains("email")
+            && detail.contains("telegram")
+            && detail.contains("telegram→telegram"),
+        "{detail}"
+    );
 
-    let task = |trigger: Value| json!({
-        "title": "t", "source_id": email, "target_id": mail_target, "trigger": trigger,
-        "content": {"type": "custom", "title": "Hi", "body": "there"}
-    });
-    assert_problem(&env.call("POST", "/tasks", user, Some(task(json!({"type": "event", "event": "SectionDeleted"})))).await, 422, Some("trigger"));
-    assert_problem(&env.call("POST", "/tasks", user, Some(task(json!({"type": "schedule", "cron": "0 12 * * ? *"})))).await, 422, Some("trigger.cron"));
-    assert_problem(&env.call("POST", "/tasks", user, Some(task(json!({"type": "schedule", "cron": "0 0 31 2 *"})))).await, 422, Some("trigger.cron"));
-    assert_problem(&env.call("POST", "/tasks", user, Some(task(json!({"type": "schedule", "cron": "0 9 * * *", "timezone": "Europe/Atlantis"})))).await, 422, Some("trigger.timezone"));
+    let task = |trigger: Value| {
+        json!({
+            "title": "t", "source_id": email, "target_id": mail_target, "trigger": trigger,
+            "content": {"type": "custom", "title": "Hi", "body": "there"}
+        })
+    };
+    assert_problem(
+        &env.call(
+            "POST",
+            "/tasks",
+            user,
+            Some(task(json!({"type": "event", "event": "SectionDeleted"}))),
+        )
+        .await,
+        422,
+        Some("trigger"),
+    );
+    assert_problem(
+        &env.call(
+            "POST",
+            "/tasks",
+            user,
+            Some(task(json!({"type": "schedule", "cron": "0 12 * * ? *"}))),
+        )
+        .await,
+        422,
+        Some("trigger.cron"),
+    );
+    assert_problem(
+        &env.call(
+            "POST",
+            "/tasks",
+            user,
+            Some(task(json!({"type": "schedule", "cron": "0 0 31 2 *"}))),
+        )
+        .await,
+        422,
+        Some("trigger.cron"),
+    );
+    assert_problem(
+        &env.call(
+            "POST",
+            "/tasks",
+            user,
+            Some(task(
+                json!({"type": "schedule", "cron": "0 9 * * *", "timezone": "Europe/Atlantis"}),
+            )),
+        )
+        .await,
+        422,
+        Some("trigger.timezone"),
+    );
 
     // Field validation names the config field.
     let bad_port = env.call("POST", "/sources", user, Some(json!({"name": "x", "kind": "email", "config": {"host": "h.example", "port": 99999, "username": "u", "password": "p"}}))).await;
     assert_problem(&bad_port, 422, Some("config.port"));
-    let bad_kind = env.call("POST", "/sources", user, Some(json!({"name": "x", "kind": "pager", "config": {}}))).await;
+    let bad_kind = env
+        .call(
+            "POST",
+            "/sources",
+            user,
+            Some(json!({"name": "x", "kind": "pager", "config": {}})),
+        )
+        .await;
     assert_problem(&bad_kind, 422, Some("kind"));
     let bad_hook = env.call("POST", "/targets", user, Some(json!({"name": "x", "kind": "dingtalk", "config": {"webhook_url": "https://evil.example/robot/send", "sign": "SEC1"}}))).await;
     assert_problem(&bad_hook, 422, Some("config.webhook_url"));
-    let bad_email = env.call("POST", "/targets", user, Some(email_target("not-an-address"))).await;
+    let bad_email = env
+        .call(
+            "POST",
+            "/targets",
+            user,
+            Some(email_target("not-an-address")),
+        )
+        .await;
     assert_problem(&bad_email, 422, Some("config.email"));
-    let wrong_type = env.call("POST", "/sources", user, Some(json!({"name": 5, "kind": "email"}))).await;
+    let wrong_type = env
+        .call(
+            "POST",
+            "/sources",
+            user,
+            Some(json!({"name": 5, "kind": "email"})),
+        )
+        .await;
     assert_problem(&wrong_type, 422, Some("name"));
-    let unknown_field = env.call("POST", "/sources", user, Some(json!({"name": "x", "kind": "email", "colour": "red"}))).await;
+    let unknown_field = env
+        .call(
+            "POST",
+            "/sources",
+            user,
+            Some(json!({"name": "x", "kind": "email", "colour": "red"})),
+        )
+        .await;
     assert_problem(&unknown_field, 422, None);
 
     // Malformed JSON, oversized body, wrong media type, bad paging.
-    assert_problem(&env.call_raw("POST", "/sources", user, Some("{\"name\": "), "application/json").await, 400, None);
+    assert_problem(
+        &env.call_raw(
+            "POST",
+            "/sources",
+            user,
+            Some("{\"name\": "),
+            "application/json",
+        )
+        .await,
+        400,
+        None,
+    );
     let huge = json!({"name": "x".repeat(70_000), "kind": "email"}).to_string();
-    assert_problem(&env.call_raw("POST", "/sources", user, Some(&huge), "application/json").await, 413, None);
-    assert_problem(&env.call_raw("POST", "/sources", user, Some("name=x"), "application/x-www-form-urlencoded").await, 415, None);
-    assert_problem(&env.call("GET", "/sources?limit=0", user, None).await, 400, Some("limit"));
-    assert_problem(&env.call("GET", "/sources?cursor=%%%", user, None).await, 400, Some("cursor"));
+    assert_problem(
+        &env.call_raw("POST", "/sources", user, Some(&huge), "application/json")
+            .await,
+        413,
+        None,
+    );
+    assert_problem(
+        &env.call_raw(
+            "POST",
+            "/sources",
+            user,
+            Some("name=x"),
+            "application/x-www-form-urlencoded",
+        )
+        .await,
+        415,
+        None,
+    );
+    assert_problem(
+        &env.call("GET", "/sources?limit=0", user, None).await,
+        400,
+        Some("limit"),
+    );
+    assert_problem(
+        &env.call("GET", "/sources?cursor=%%%", user, None).await,
+        400,
+        Some("cursor"),
+    );
     assert_problem(&env.call("GET", "/nowhere", user, None).await, 404, None);
 }
 
@@ -177,7 +447,14 @@ async fn lists_paginate_with_an_opaque_cursor() {
     let env = TestEnv::start().await;
     let mut created = Vec::new();
     for i in 0..5 {
-        let reply = env.call("POST", "/targets", Some("dave"), Some(email_target(&format!("d{i}@example.com")))).await;
+        let reply = env
+            .call(
+                "POST",
+                "/targets",
+                Some("dave"),
+                Some(email_target(&format!("d{i}@example.com"))),
+            )
+            .await;
         created.push(reply.body["id"].as_str().unwrap().to_string());
     }
     let mut seen = Vec::new();
@@ -210,8 +487,25 @@ async fn lists_paginate_with_an_opaque_cursor() {
 async fn scheduled_tasks_show_upcoming_fire_times_and_catalog_describes_kinds() {
     let env = TestEnv::start().await;
     let user = Some("erin");
-    let source = env.call("POST", "/sources", user, Some(email_source("pw"))).await.body["id"].as_str().unwrap().to_string();
-    let target = env.call("POST", "/targets", user, Some(email_target("e@example.com"))).await.body["id"].as_str().unwrap().to_string();
+    let source = env
+        .call("POST", "/sources", user, Some(email_source("pw")))
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let target = env
+        .call(
+            "POST",
+            "/targets",
+            user,
+            Some(email_target("e@example.com")),
+        )
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let reply = env
         .call("POST", "/tasks", user, Some(json!({
             "title": "Morning summary", "source_id": source, "target_id": target,
@@ -220,25 +514,51 @@ async fn scheduled_tasks_show_upcoming_fire_times_and_catalog_describes_kinds() 
         })))
         .await;
     assert_eq!(reply.status, 201, "{}", reply.raw);
-    let upcoming: Vec<chrono::DateTime<chrono::Utc>> = serde_json::from_value(reply.body["upcoming"].clone()).unwrap();
+    let upcoming: Vec<chrono::DateTime<chrono::Utc>> =
+        serde_json::from_value(reply.body["upcoming"].clone()).unwrap();
     assert_eq!(upcoming.len(), 5);
     for t in &upcoming {
         // 08:30 in Shanghai (UTC+8, no DST) is 00:30Z, on a weekday there.
         assert_eq!(t.format("%H:%M").to_string(), "00:30");
         let local = t.with_timezone(&chrono_tz_shanghai());
-        assert!(!matches!(local.format("%a").to_string().as_str(), "Sat" | "Sun"));
+        assert!(!matches!(
+            local.format("%a").to_string().as_str(),
+            "Sat" | "Sun"
+        ));
     }
     assert!(upcoming[0] > chrono::Utc::now());
     assert_eq!(reply.body["next_fire_at"], json!(upcoming[0]));
 
     // A source in use cannot be deleted.
-    let conflict = env.call("DELETE", &format!("/sources/{source}"), user, None).await;
+    let conflict = env
+        .call("DELETE", &format!("/sources/{source}"), user, None)
+        .await;
     assert_problem(&conflict, 409, None);
 
     let catalog = env.call("GET", "/catalog", user, None).await;
-    let kinds: Vec<&str> = catalog.body["kinds"].as_array().unwrap().iter().map(|k| k["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["email", "feishu", "dingtalk", "apns", "apns_sandbox", "telegram"]);
-    let telegram = catalog.body["kinds"].as_array().unwrap().iter().find(|k| k["kind"] == "telegram").unwrap();
+    let kinds: Vec<&str> = catalog.body["kinds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "email",
+            "feishu",
+            "dingtalk",
+            "apns",
+            "apns_sandbox",
+            "telegram"
+        ]
+    );
+    let telegram = catalog.body["kinds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kind"] == "telegram")
+        .unwrap();
     assert_eq!(telegram["source_fields"][0]["name"], "bot_token");
     assert_eq!(telegram["source_fields"][0]["secret"], true);
     assert_eq!(catalog.body["events"].as_array().unwrap().len(), 4);

@@ -591,29 +591,25 @@ impl DeliveryLog for DynamoStore {
         release: bool,
     ) -> Result<(), StoreError> {
         self.put_delivery(delivery).await?;
-        let claim_key = (PK, s(format!("CLAIM#{key}")));
-        if release {
-            self.client
-                .delete_item()
-                .table_name(&self.table)
-                .key(claim_key.0, claim_key.1)
-                .key(SK, s("CLAIM"))
-                .send()
-                .await
-                .map_err(unavailable)?;
+        // Released: the lease is expired at once, so the next attempt takes the claim over and
+        // keeps the same delivery record. Done: never sent again.
+        let (expression, value) = if release {
+            ("SET lease_until = :v", n(0))
         } else {
-            self.client
-                .update_item()
-                .table_name(&self.table)
-                .key(claim_key.0, claim_key.1)
-                .key(SK, s("CLAIM"))
-                .update_expression("SET #state = :done")
-                .expression_attribute_names("#state", "state")
-                .expression_attribute_values(":done", s("done"))
-                .send()
-                .await
-                .map_err(unavailable)?;
+            ("SET #state = :v", s("done"))
+        };
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(format!("CLAIM#{key}")))
+            .key(SK, s("CLAIM"))
+            .update_expression(expression)
+            .expression_attribute_values(":v", value);
+        if !release {
+            update = update.expression_attribute_names("#state", "state");
         }
+        update.send().await.map_err(unavailable)?;
         Ok(())
     }
 

@@ -126,8 +126,9 @@ pub trait DeliveryLog: Send + Sync {
         lease_until: DateTime<Utc>,
     ) -> Result<Claim, StoreError>;
 
-    /// Records the final state of a claimed delivery. With `release` the claim is dropped so a
-    /// later retry may send again (used for retryable failures).
+    /// Records the outcome of a claimed delivery. With `release` the claim's lease is expired
+    /// at once so a retry may send again, updating the same delivery record (used for
+    /// retryable failures); without it the claim is done and never sent again.
     async fn finish_delivery(
         &self,
         key: &str,

@@ -16,7 +16,11 @@ use serde_json::{json, Value};
 pub enum BotReply {
     Ok,
     /// `{"ok":false,"error_code":code,"description":...}` with HTTP status `code`.
-    Error { code: u16, description: String, retry_after: Option<u64> },
+    Error {
+        code: u16,
+        description: String,
+        retry_after: Option<u64>,
+    },
 }
 
 #[derive(Default)]
@@ -37,14 +41,25 @@ impl FakeTelegram {
     /// Starts a server that accepts only `token`.
     pub async fn start(token: &str) -> FakeTelegram {
         let inner = Arc::new(Mutex::new(Inner::default()));
-        let fake = FakeTelegram { base_url: String::new(), token: token.to_string(), inner };
-        let app = Router::new().route("/{*path}", post(handle)).with_state(fake.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let fake = FakeTelegram {
+            base_url: String::new(),
+            token: token.to_string(),
+            inner,
+        };
+        let app = Router::new()
+            .route("/{*path}", post(handle))
+            .with_state(fake.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        FakeTelegram { base_url: format!("http://{addr}"), ..fake }
+        FakeTelegram {
+            base_url: format!("http://{addr}"),
+            ..fake
+        }
     }
 
     pub fn script(&self, replies: impl IntoIterator<Item = BotReply>) {
@@ -55,24 +70,46 @@ impl FakeTelegram {
     /// violation.
     pub fn requests(&self) -> Vec<Value> {
         let inner = self.inner.lock().unwrap();
-        assert!(inner.violations.is_empty(), "Bot API protocol violations: {:?}", inner.violations);
+        assert!(
+            inner.violations.is_empty(),
+            "Bot API protocol violations: {:?}",
+            inner.violations
+        );
         inner.requests.clone()
     }
 }
 
-async fn handle(State(fake): State<FakeTelegram>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(
+    State(fake): State<FakeTelegram>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let mut violations = Vec::new();
     let Some(rest) = uri.path().strip_prefix("/bot") else {
-        return (StatusCode::NOT_FOUND, axum::Json(json!({"ok": false, "error_code": 404, "description": "Not Found"}))).into_response();
+        return (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"ok": false, "error_code": 404, "description": "Not Found"})),
+        )
+            .into_response();
     };
     let (token, method) = rest.split_once('/').unwrap_or((rest, ""));
     if token != fake.token {
-        return (StatusCode::UNAUTHORIZED, axum::Json(json!({"ok": false, "error_code": 401, "description": "Unauthorized"}))).into_response();
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"ok": false, "error_code": 401, "description": "Unauthorized"})),
+        )
+            .into_response();
     }
     if method != "sendMessage" {
         violations.push(format!("unexpected method {method}"));
     }
-    if !headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").starts_with("application/json") {
+    if !headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .starts_with("application/json")
+    {
         violations.push("content-type is not application/json".into());
     }
     let parsed: Value = serde_json::from_slice(&body).unwrap_or_else(|e| {
@@ -87,14 +124,20 @@ async fn handle(State(fake): State<FakeTelegram>, uri: Uri, headers: HeaderMap, 
     if parsed["chat_id"].is_null() {
         violations.push("chat_id missing".into());
     }
-    if parsed.get("parse_mode").is_some_and(|m| m != "HTML" && m != "MarkdownV2") {
+    if parsed
+        .get("parse_mode")
+        .is_some_and(|m| m != "HTML" && m != "MarkdownV2")
+    {
         violations.push(format!("parse_mode {}", parsed["parse_mode"]));
     }
     let (reply, message_id) = {
         let mut inner = fake.inner.lock().unwrap();
         inner.violations.extend(violations);
         inner.requests.push(parsed.clone());
-        (inner.script.pop_front().unwrap_or(BotReply::Ok), inner.requests.len() as i64 + 1000)
+        (
+            inner.script.pop_front().unwrap_or(BotReply::Ok),
+            inner.requests.len() as i64 + 1000,
+        )
     };
     match reply {
         BotReply::Ok => (
