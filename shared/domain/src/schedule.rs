@@ -345,6 +345,36 @@ mod tests {
     }
 
     #[test]
+    fn saving_never_fires_the_current_minute() {
+        let s = Schedule::parse("0 9 * * *", "UTC").unwrap();
+        // Saved at 08:59:30 → fires at 09:00 the same day; saved at 09:00:30 → the next day.
+        assert_eq!(
+            s.next_after(utc("2026-05-04T08:59:30Z")),
+            Some(utc("2026-05-04T09:00:00Z"))
+        );
+        assert_eq!(
+            s.next_after(utc("2026-05-04T09:00:30Z")),
+            Some(utc("2026-05-05T09:00:00Z"))
+        );
+        assert_eq!(
+            s.next_after(utc("2026-05-04T09:00:00Z")),
+            Some(utc("2026-05-05T09:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn an_impossible_expression_is_refused_quickly() {
+        let started = std::time::Instant::now();
+        assert!(Schedule::parse("0 0 31 2 *", "UTC").is_err());
+        assert!(Schedule::parse("0 0 30 2 *", "UTC").is_err());
+        assert!(Schedule::parse("0 0 31 4,6,9,11 *", "UTC").is_err());
+        // Allowed: the weekday field can still match.
+        assert!(Schedule::parse("0 0 31 2 MON", "UTC").is_ok());
+        // Not a timed assertion of speed; just a guard against an unbounded calendar search.
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    }
+
+    #[test]
     fn refusals_say_why() {
         let never = Schedule::parse("0 0 31 2 *", "UTC").unwrap_err();
         assert!(never.to_string().contains("never fire"), "{never}");

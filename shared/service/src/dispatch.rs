@@ -152,20 +152,12 @@ impl Dispatcher {
             due: due.len(),
             ..TickReport::default()
         };
-        let attempts: Vec<Option<Attempt>> = stream::iter(due)
-            .map(|task| async move {
-                // Leave room to finish a send that has started.
-                if deadline.saturating_duration_since(Instant::now())
-                    < self.settings.endpoints.timeout + std::time::Duration::from_secs(2)
-                {
-                    return None;
-                }
-                Some(self.fire_slot(task, now).await)
-            })
+        let attempts: Vec<Vec<Option<Attempt>>> = stream::iter(due)
+            .map(|task| self.catch_up_task(task, now, deadline))
             .buffer_unordered(self.settings.scheduler_concurrency)
             .collect()
             .await;
-        for attempt in attempts {
+        for attempt in attempts.into_iter().flatten() {
             match attempt {
                 None => report.deferred += 1,
                 Some(Attempt::Sent) => report.sent += 1,
@@ -177,17 +169,48 @@ impl Dispatcher {
         Ok(report)
     }
 
-    async fn fire_slot(&self, task: Task, now: DateTime<Utc>) -> Attempt {
+    /// Fires every due slot of one task, oldest first, until its next slot is in the future.
+    /// `None` marks a slot left for the next tick because the time budget ran out.
+    async fn catch_up_task(
+        &self,
+        mut task: Task,
+        now: DateTime<Utc>,
+        deadline: Instant,
+    ) -> Vec<Option<Attempt>> {
+        let mut attempts = Vec::new();
+        // Bounded: a `* * * * *` task behind by the whole catch-up window has that many slots.
+        let max_slots = self.settings.catch_up.num_minutes().max(1) as usize + 2;
+        while attempts.len() < max_slots {
+            // Leave room to finish a send that has started.
+            if deadline.saturating_duration_since(Instant::now())
+                < self.settings.endpoints.timeout + std::time::Duration::from_secs(2)
+            {
+                attempts.push(None);
+                break;
+            }
+            let (attempt, next) = self.fire_slot(&task, now).await;
+            let claimed = attempt != Attempt::Duplicate;
+            attempts.push(Some(attempt));
+            match next {
+                Some(next) if claimed && next <= now => task.next_fire_at = Some(next),
+                _ => break,
+            }
+        }
+        attempts
+    }
+
+    /// Fires the task's current slot; returns what happened and the slot after it.
+    async fn fire_slot(&self, task: &Task, now: DateTime<Utc>) -> (Attempt, Option<DateTime<Utc>>) {
         let (Some(slot), Trigger::Schedule { cron, timezone }) = (task.next_fire_at, &task.trigger)
         else {
-            return Attempt::Duplicate;
+            return (Attempt::Duplicate, None);
         };
         let schedule = match Schedule::parse(cron, timezone) {
             Ok(s) => s,
             Err(err) => {
                 // Validated on save; only a bad stored item gets here.
                 warn!(task_id = %task.id, error = %err, "stored schedule does not parse; task stays due until fixed");
-                return Attempt::Failed;
+                return (Attempt::Failed, None);
             }
         };
         let stale = slot < now - self.settings.catch_up;
@@ -210,8 +233,10 @@ impl Dispatcher {
                 },
             )
             .map_err(|e| e.to_string());
-        self.deliver(&task, &key, cause, rendered, Some((slot, next, stale)))
-            .await
+        let attempt = self
+            .deliver(task, &key, cause, rendered, Some((slot, next, stale)))
+            .await;
+        (attempt, next)
     }
 
     fn pending(&self, task: &Task, cause: DeliveryCause, message: Option<&Message>) -> Delivery {
