@@ -363,15 +363,12 @@ mod tests {
     }
 
     #[test]
-    fn an_impossible_expression_is_refused_quickly() {
-        let started = std::time::Instant::now();
+    fn an_impossible_expression_is_refused_without_a_calendar_search() {
         assert!(Schedule::parse("0 0 31 2 *", "UTC").is_err());
         assert!(Schedule::parse("0 0 30 2 *", "UTC").is_err());
         assert!(Schedule::parse("0 0 31 4,6,9,11 *", "UTC").is_err());
         // Allowed: the weekday field can still match.
         assert!(Schedule::parse("0 0 31 2 MON", "UTC").is_ok());
-        // Not a timed assertion of speed; just a guard against an unbounded calendar search.
-        assert!(started.elapsed() < std::time::Duration::from_secs(5));
     }
 
     #[test]
