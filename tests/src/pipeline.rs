@@ -13,7 +13,7 @@ pub struct Pipeline {
     pub dlq_url: String,
 }
 
-/// Creates the bus, the queues and the rule (matching the four section events) on moto.
+/// Creates (or finds) the bus, the queues and the rule matching the four section events.
 pub async fn create(aws: &SdkConfig, name: &str) -> Pipeline {
     let events = aws_sdk_eventbridge::Client::new(aws);
     let sqs = aws_sdk_sqs::Client::new(aws);

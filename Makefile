@@ -1,0 +1,53 @@
+# notify-service: every command a newcomer needs. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV      := .venv
+PYTHON    ?= python3
+MOTO_PORT ?= 5055
+SMTP_PORT ?= 2525
+export MOTO_PORT SMTP_PORT
+export AWS_ENDPOINT_URL ?= http://127.0.0.1:$(MOTO_PORT)
+export AWS_REGION ?= us-east-1
+export AWS_ACCESS_KEY_ID ?= testing
+export AWS_SECRET_ACCESS_KEY ?= testing
+SERVICES  := tests/support/services.sh
+
+.PHONY: help venv services-up services-down test demo up lint fmt clean
+
+help: ## list the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+venv: $(VENV)/.installed ## create the Python virtualenv with moto, aiosmtpd and cfn-lint
+
+$(VENV)/.installed: tests/support/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/support/requirements.txt
+	touch $@
+
+services-up: venv ## start moto (127.0.0.1:$(MOTO_PORT)) and the SMTP sink (127.0.0.1:$(SMTP_PORT))
+	$(SERVICES) up
+
+services-down: ## stop them
+	$(SERVICES) down
+
+test: venv ## run the full test suite (starts and stops moto and the SMTP sink itself)
+	$(SERVICES) run cargo test --workspace --locked
+
+demo: venv ## bring the whole service up locally and show a section event delivered as an e-mail
+	cargo build --locked -p notify-testkit --bins
+	$(SERVICES) run tests/support/demo.sh
+
+up: venv ## run the whole service locally until Ctrl-C (API on http://127.0.0.1:3000)
+	cargo build --locked -p notify-testkit --bins
+	$(SERVICES) run target/debug/local-stack
+
+lint: ## formatting and clippy, as CI checks them
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+fmt: ## format the code
+	cargo fmt --all
+
+clean: services-down ## remove build output, the virtualenv and local state
+	rm -rf target $(VENV) .local
