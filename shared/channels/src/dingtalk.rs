@@ -1,8 +1,19 @@
-//! DingTalk custom robot (webhook + signing secret).
-use async_trait::async_trait;
-use notify_domain::{ChannelKind, FieldFormat, FieldSpec, KindSpec};
+//! DingTalk custom robot (webhook + signing secret): one `msgtype: markdown` message.
+//!
+//! The request goes to the target's webhook URL with `&timestamp=…&sign=…` appended when the
+//! target has a signing secret (see [`crate::sign`]). Success is the body's `errcode == 0`;
+//! DingTalk answers HTTP 200 to most failures. The webhook URL holds the robot's access token:
+//! reqwest errors are stripped of their URL and outcome messages are scrubbed of the token and
+//! the secret.
+use std::sync::Arc;
 
-use crate::{Channel, Outcome, SendRequest};
+use async_trait::async_trait;
+use notify_domain::{ChannelKind, FieldFormat, FieldSpec, KindSpec, Message};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::sign::{dingtalk_signed_url, system_clock, Clock};
+use crate::{config_str, Channel, Outcome, SendRequest};
 
 pub static SPEC: KindSpec = KindSpec {
     kind: ChannelKind::Dingtalk,
@@ -30,17 +41,370 @@ pub static SPEC: KindSpec = KindSpec {
     ],
 };
 
-pub struct DingtalkChannel;
+/// Seconds to wait after `130101`. DingTalk's documentation: a robot may send 20 messages a
+/// minute; past that it is throttled for 10 minutes, so retrying after one minute would fail again.
+pub const RATE_LIMIT_RETRY_SECS: u64 = 600;
+
+/// Label of the link when the message has none.
+const DEFAULT_LINK_LABEL: &str = "Open";
+
+/// `markdown.title` is required; used when the message has no title.
+const DEFAULT_TITLE: &str = "Notification";
+
+pub struct DingtalkChannel {
+    http: reqwest::Client,
+    clock: Arc<dyn Clock>,
+}
+
+impl DingtalkChannel {
+    pub fn new(http: reqwest::Client) -> Self {
+        DingtalkChannel {
+            http,
+            clock: system_clock(),
+        }
+    }
+
+    /// Signs with `clock` instead of the system clock.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+}
 
 #[async_trait]
 impl Channel for DingtalkChannel {
     fn spec(&self) -> &'static KindSpec {
         &SPEC
     }
-    async fn send(&self, _request: &SendRequest<'_>) -> Outcome {
-        Outcome::permanent(
-            Some("not_implemented".into()),
-            "sending to DingTalk is not available in this version",
-        )
+
+    async fn send(&self, request: &SendRequest<'_>) -> Outcome {
+        let Some(webhook_url) = config_str(request.target_config, "webhook_url") else {
+            return Outcome::bad_config("the target has no webhook_url");
+        };
+        let secret = request
+            .target_secrets
+            .get("sign")
+            .map(|s| s.expose())
+            .filter(|s| !s.is_empty());
+        let url = match secret {
+            Some(secret) => dingtalk_signed_url(webhook_url, self.clock.now_millis(), secret),
+            None => url::Url::parse(webhook_url),
+        };
+        // The URL carries the access token: never echo it.
+        let Ok(url) = url else {
+            return Outcome::bad_config("the webhook_url is not a valid URL");
+        };
+        let mut hidden: Vec<&str> = secret.into_iter().collect();
+        let token = url
+            .query_pairs()
+            .find(|(k, _)| k == "access_token")
+            .map(|(_, v)| v.into_owned());
+        if let Some(token) = token.as_deref() {
+            hidden.push(token);
+        }
+
+        let payload = render(request.message);
+        let outcome = match self.http.post(url).json(&payload).send().await {
+            Err(e) => network_outcome("sending the request to DingTalk failed", e),
+            Ok(response) => {
+                let status = response.status().as_u16();
+                match response.bytes().await {
+                    Ok(body) => interpret_reply(status, &body),
+                    Err(e) => network_outcome("reading DingTalk's reply failed", e),
+                }
+            }
+        };
+        scrub(outcome, &hidden)
+    }
+}
+
+/// The `msgtype: markdown` body for `message`:
+///
+/// ```text
+/// #### {title}
+///
+/// ![cover]({cover_url})
+///
+/// {body}
+///
+/// [{link_label}]({link})
+/// ```
+///
+/// Every user value is escaped with [`escape_markdown`]; blocks that are empty are left out.
+/// `markdown.title` (shown in notifications and the chat list) is the plain title on one line.
+/// Links and the cover are used only when they are absolute http(s) URLs.
+pub fn render(message: &Message) -> Value {
+    let title_line = one_line(&message.title);
+    let mut blocks = Vec::new();
+    if !title_line.trim().is_empty() {
+        blocks.push(format!("#### {}", escape_markdown(&title_line)));
+    }
+    if let Some(cover) = message.cover_url.as_deref().filter(|c| !c.trim().is_empty()) {
+        match markdown_url(cover) {
+            Some(url) => blocks.push(format!("![cover]({url})")),
+            None => tracing::warn!("DingTalk: the cover is not an http(s) URL; left out"),
+        }
+    }
+    let body = normalise_newlines(&message.body);
+    if !body.trim().is_empty() {
+        // A lone "\n" is a soft break in Markdown; two trailing spaces keep the author's lines.
+        blocks.push(escape_markdown(&body).replace('\n', "  \n"));
+    }
+    if let Some(link) = message.link.as_deref().filter(|l| !l.trim().is_empty()) {
+        match markdown_url(link) {
+            Some(url) => {
+                let label = message
+                    .link_label
+                    .as_deref()
+                    .map(one_line)
+                    .filter(|l| !l.trim().is_empty())
+                    .unwrap_or_else(|| DEFAULT_LINK_LABEL.to_string());
+                blocks.push(format!("[{}]({url})", escape_markdown(&label)));
+            }
+            None => tracing::warn!("DingTalk: the link is not an http(s) URL; left out"),
+        }
+    }
+    let title = if title_line.trim().is_empty() {
+        DEFAULT_TITLE.to_string()
+    } else {
+        title_line
+    };
+    json!({
+        "msgtype": "markdown",
+        "markdown": {
+            "title": title,
+            "text": blocks.join("\n\n"),
+        }
+    })
+}
+
+/// Escapes plain text for DingTalk's Markdown so that it renders literally and can form no
+/// link, image, emphasis, heading, list, quote, code or HTML:
+///
+/// - `&` `<` `>` become the entities `&amp;` `&lt;` `&gt;` (understood by every Markdown
+///   dialect; a backslash before `<` is not, in the original Markdown);
+/// - `\` `` ` `` `*` `_` `[` `]` `(` `)` `#` `+` `-` `!` `~` `|` get a backslash;
+/// - `.` gets a backslash only after digits at the start of a line (`1.` would start a list).
+pub fn escape_markdown(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 4);
+    let mut line_prefix = true; // only spaces and digits so far on this line
+    let mut digits = false;
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\\' | '`' | '*' | '_' | '[' | ']' | '(' | ')' | '#' | '+' | '-' | '!' | '~' | '|' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '.' if line_prefix && digits => out.push_str("\\."),
+            _ => out.push(c),
+        }
+        if c == '\n' {
+            line_prefix = true;
+            digits = false;
+        } else if line_prefix && c.is_ascii_digit() {
+            digits = true;
+        } else if !(line_prefix && c == ' ' && !digits) {
+            line_prefix = false;
+        }
+    }
+    out
+}
+
+/// `text` on one line: line breaks become spaces.
+fn one_line(text: &str) -> String {
+    text.split(['\r', '\n'])
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn normalise_newlines(text: &str) -> String {
+    text.replace("\r\n", "\n").replace('\r', "\n")
+}
+
+/// An absolute http(s) URL made safe inside `(…)` of a Markdown link: normalised by the `url`
+/// crate (which percent-encodes spaces, quotes and angle brackets) with parentheses encoded too.
+fn markdown_url(text: &str) -> Option<String> {
+    let url = url::Url::parse(text.trim()).ok()?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return None;
+    }
+    Some(url.as_str().replace('(', "%28").replace(')', "%29"))
+}
+
+#[derive(Deserialize)]
+struct RobotReply {
+    #[serde(default)]
+    errcode: Option<i64>,
+    #[serde(default)]
+    errmsg: Option<String>,
+}
+
+/// Decides a reply from its body: success is `errcode == 0` (with HTTP 200), whatever else the
+/// status says.
+fn interpret_reply(status: u16, body: &[u8]) -> Outcome {
+    let reply = serde_json::from_slice::<RobotReply>(body)
+        .ok()
+        .and_then(|r| r.errcode.map(|code| (code, r.errmsg.unwrap_or_default())));
+    let Some((errcode, errmsg)) = reply else {
+        let message = format!(
+            "DingTalk answered HTTP {status} with a body that is not a robot reply: {}",
+            excerpt(body)
+        );
+        let code = Some(status.to_string());
+        return if status == 429 || status >= 500 {
+            Outcome::retryable(code, message)
+        } else {
+            Outcome::permanent(code, message)
+        };
+    };
+    if errcode == 0 && status == 200 {
+        return Outcome::Delivered {
+            provider_message_id: None,
+        };
+    }
+    let code = Some(errcode.to_string());
+    let message = if errmsg.is_empty() {
+        format!("DingTalk error {errcode} (HTTP {status})")
+    } else {
+        errmsg
+    };
+    match errcode {
+        130101 => Outcome::Retryable {
+            code,
+            message,
+            retry_after_secs: Some(RATE_LIMIT_RETRY_SECS),
+        },
+        // -1: "system busy, try again later".
+        -1 => Outcome::retryable(code, message),
+        _ if status == 429 || status >= 500 => Outcome::retryable(code, message),
+        310000 => Outcome::permanent(
+            code,
+            format!(
+                "{message} (the robot's security settings refused the message: a keyword missing, \
+                 a wrong signing secret or clock more than an hour off, or an IP not on the allow-list)"
+            ),
+        ),
+        _ => Outcome::permanent(code, message),
+    }
+}
+
+fn network_outcome(context: &str, error: reqwest::Error) -> Outcome {
+    let error = error.without_url();
+    let code = if error.is_timeout() {
+        "timeout"
+    } else if error.is_connect() {
+        "connect_failed"
+    } else {
+        "network_error"
+    };
+    let mut message = format!("{context}: {error}");
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    Outcome::retryable(Some(code.into()), message)
+}
+
+/// At most 200 characters of a reply body, one line, for error messages.
+fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let mut out: String = text
+        .chars()
+        .take(200)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if text.chars().count() > 200 {
+        out.push('…');
+    }
+    out
+}
+
+/// Replaces every `hidden` value in the outcome's message (defence in depth: the access token and
+/// the signing secret should never get there).
+fn scrub(outcome: Outcome, hidden: &[&str]) -> Outcome {
+    let clean = |mut m: String| {
+        for value in hidden.iter().filter(|v| !v.is_empty()) {
+            m = m.replace(value, "<redacted>");
+        }
+        m
+    };
+    match outcome {
+        Outcome::Retryable {
+            code,
+            message,
+            retry_after_secs,
+        } => Outcome::Retryable {
+            code,
+            message: clean(message),
+            retry_after_secs,
+        },
+        Outcome::Permanent { code, message } => Outcome::Permanent {
+            code,
+            message: clean(message),
+        },
+        Outcome::DeadTarget { code, message } => Outcome::DeadTarget {
+            code,
+            message: clean(message),
+        },
+        delivered @ Outcome::Delivered { .. } => delivered,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_links_html_and_emphasis() {
+        assert_eq!(
+            escape_markdown("<script>alert(1)</script> [x](http://evil)"),
+            r"&lt;script&gt;alert\(1\)&lt;/script&gt; \[x\]\(http://evil\)"
+        );
+        assert_eq!(
+            escape_markdown("a_b *c* `d` ~~e~~ \\ & | !"),
+            r"a\_b \*c\* \`d\` \~\~e\~\~ \\ &amp; \| \!"
+        );
+    }
+
+    #[test]
+    fn escapes_block_syntax_only_where_it_would_apply() {
+        assert_eq!(
+            escape_markdown("# h\n- item\n12. n\nv1.2 ok\n  3. x"),
+            "\\# h\n\\- item\n12\\. n\nv1.2 ok\n  3\\. x"
+        );
+    }
+
+    #[test]
+    fn markdown_urls_are_http_only_and_parenthesis_safe() {
+        assert_eq!(
+            markdown_url("https://e.x/a(b)?q=<1> 2").as_deref(),
+            Some("https://e.x/a%28b%29?q=%3C1%3E%202")
+        );
+        assert_eq!(markdown_url("javascript:alert(1)"), None);
+        assert_eq!(markdown_url("not a url"), None);
+    }
+
+    #[test]
+    fn reply_mapping() {
+        assert!(interpret_reply(200, br#"{"errcode":0,"errmsg":"ok"}"#).is_delivered());
+        let o = interpret_reply(200, br#"{"errcode":130101,"errmsg":"send too fast"}"#);
+        assert!(matches!(
+            o,
+            Outcome::Retryable {
+                retry_after_secs: Some(600),
+                ..
+            }
+        ));
+        let o = interpret_reply(502, b"<html>bad gateway</html>");
+        assert!(matches!(o, Outcome::Retryable { .. }));
+        assert_eq!(o.code(), Some("502"));
+        let o = interpret_reply(200, b"{}");
+        assert!(matches!(o, Outcome::Permanent { .. }), "{o:?}");
     }
 }
