@@ -140,8 +140,8 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
+/// Other query parameters are left to the handler's own extractor.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct PageQuery {
     limit: Option<String>,
     cursor: Option<String>,

@@ -1,12 +1,13 @@
 //! The configuration API: one axum router with typed extractors and one problem+json error
 //! type. The same router runs inside Lambda (`lambda_http`) and on a local HTTP port.
 
+pub mod deliveries;
 pub mod error;
 pub mod extract;
 pub mod resources;
 pub mod tasks;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use notify_domain::{ChannelKind, SectionEventName, TemplateId};
@@ -14,8 +15,7 @@ use notify_service::Dispatcher;
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
-use crate::extract::{Paging, User, MAX_BODY_BYTES};
-use crate::resources::ListView;
+use crate::extract::MAX_BODY_BYTES;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -54,8 +54,15 @@ pub fn router(state: AppState) -> Router {
                 .patch(tasks::patch_task)
                 .delete(tasks::delete_task),
         )
-        .route("/deliveries", get(list_deliveries))
-        .route("/deliveries/{id}", get(get_delivery))
+        .route("/deliveries", get(deliveries::list))
+        .route("/deliveries/unread-count", get(deliveries::unread_count))
+        .route("/deliveries/read-all", post(deliveries::mark_all_read))
+        .route(
+            "/deliveries/{id}",
+            get(deliveries::get)
+                .patch(deliveries::set_read)
+                .delete(deliveries::delete),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -107,33 +114,6 @@ async fn catalog(State(state): State<AppState>) -> Json<Value> {
         "allowed_pairs": ChannelKind::ALL.iter().map(|k| [k.as_str(), k.as_str()]).collect::<Vec<_>>(),
         "events": events,
         "templates": templates,
-        "languages": ["en"],
+        "languages": notify_domain::Language::ALL.iter().map(|l| json!({"code": l.code(), "name": l.name()})).collect::<Vec<_>>(),
     }))
-}
-
-async fn list_deliveries(
-    State(state): State<AppState>,
-    User(user): User,
-    Paging(page): Paging,
-) -> Result<Json<ListView<notify_domain::Delivery>>, ApiError> {
-    let page = state
-        .dispatcher
-        .deliveries
-        .list_deliveries(&user, &page)
-        .await?;
-    Ok(Json(ListView::from_page(page, |d| d)))
-}
-
-async fn get_delivery(
-    State(state): State<AppState>,
-    User(user): User,
-    Path(id): Path<String>,
-) -> Result<Json<notify_domain::Delivery>, ApiError> {
-    state
-        .dispatcher
-        .deliveries
-        .get_delivery(&user, &id)
-        .await?
-        .map(Json)
-        .ok_or(ApiError::not_found("delivery"))
 }

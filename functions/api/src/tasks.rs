@@ -5,7 +5,9 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use notify_domain::schedule::{Schedule, ScheduleError};
 use notify_domain::validate::{check_link, check_text, Problems};
-use notify_domain::{ChannelKind, Content, PageRequest, Task, TemplateId, Trigger, WriteMode};
+use notify_domain::{
+    ChannelKind, Content, Language, PageRequest, Task, TemplateId, Trigger, WriteMode,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
@@ -26,6 +28,8 @@ pub struct CreateTask {
     target_id: String,
     trigger: Trigger,
     content: Content,
+    #[serde(default)]
+    language: Language,
 }
 
 fn yes() -> bool {
@@ -41,6 +45,7 @@ pub struct PatchTask {
     target_id: Option<String>,
     trigger: Option<Trigger>,
     content: Option<Content>,
+    language: Option<Language>,
 }
 
 #[derive(Serialize)]
@@ -176,6 +181,7 @@ pub async fn create_task(
         kind,
         trigger: body.trigger,
         content: body.content,
+        language: body.language,
         next_fire_at,
         created_at: now,
         updated_at: now,
@@ -246,6 +252,7 @@ pub async fn patch_task(
         kind,
         trigger,
         content,
+        language: body.language.unwrap_or(current.language),
         next_fire_at,
         updated_at: Utc::now(),
         version: current.version + 1,

@@ -3,7 +3,7 @@
 //! reported as a partial batch response.
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use notify_aws::dead_letter::DeadLetters;
-use notify_domain::{EventEnvelope, SectionEvent};
+use notify_domain::{EventEnvelope, InboundEvent};
 use notify_service::{DispatchError, Dispatcher};
 use serde_json::{json, Value};
 use tracing::{error, info, warn};
@@ -98,8 +98,17 @@ async fn handle_one(dispatcher: &Dispatcher, raw: &str, value: Value) -> Handled
         Err(e) => return refuse(raw, format!("not an EventBridge event: {e}")),
     };
     let eventbridge_id = envelope.id.clone();
-    let event = match SectionEvent::from_envelope(envelope) {
-        Ok(event) => event,
+    let event = match InboundEvent::from_envelope(envelope) {
+        Ok(InboundEvent::Section(event)) => event,
+        Ok(InboundEvent::SummaryPublished(published)) => {
+            return match dispatcher.save_published_summary(&published).await {
+                Ok(()) => {
+                    info!(user_id = %published.user_id, date = %published.date, "daily summary text stored");
+                    Handled::Done
+                }
+                Err(e) => Handled::Retry(e.to_string()),
+            };
+        }
         Err(e) => return refuse(raw, e.to_string()),
     };
     match dispatcher.handle_event(&event).await {

@@ -9,18 +9,22 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
 use notify_domain::{
-    Claim, ConfigStore, Delivery, DeliveryLog, Page, PageRequest, SectionEventName, Source,
-    StoreError, Target, Task, Trigger, WriteMode,
+    ActivityItem, ActivityLog, Claim, ConfigStore, Delivery, DeliveryLog, Page, PageRequest,
+    SectionEventName, Source, StoreError, Target, Task, Trigger, WriteMode,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::schema::{
     due_shard_for, event_key, user_pk, DUE_AT, DUE_INDEX, DUE_SHARD, DUE_SHARDS, EVENT_INDEX,
-    EVENT_KEY, EXPIRES_AT, PK, SK,
+    EVENT_KEY, EXPIRES_AT, PK, SK, UNREAD_INDEX, UNREAD_KEY,
 };
 
 type Item = HashMap<String, AttributeValue>;
+
+/// Activity is kept long enough for any Daily Summary schedule to read its last 24 hours.
+const ACTIVITY_RETENTION: Duration = Duration::days(3);
+const PUBLISHED_SUMMARY_RETENTION: Duration = Duration::days(7);
 
 /// Claims outlive the longest possible redelivery of the same event by a wide margin.
 const CLAIM_RETENTION: Duration = Duration::days(14);
@@ -261,6 +265,9 @@ impl DynamoStore {
             EXPIRES_AT.into(),
             n((delivery.created_at + self.delivery_retention).timestamp()),
         );
+        if !delivery.read {
+            item.insert(UNREAD_KEY.into(), s(user_pk(&delivery.user_id)));
+        }
         Ok(item)
     }
 
@@ -631,25 +638,39 @@ impl DeliveryLog for DynamoStore {
         &self,
         user: &str,
         page: &PageRequest,
+        unread_only: bool,
     ) -> Result<Page<Delivery>, StoreError> {
         let start = page
             .cursor
             .as_deref()
             .map(|c| decode_cursor(user, "DELIVERY#", c))
             .transpose()?;
-        let out = self
+        let query = self
             .client
             .query()
             .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", s(user_pk(user)))
-            .expression_attribute_values(":prefix", s("DELIVERY#"))
             .scan_index_forward(false)
-            .set_exclusive_start_key(start)
-            .limit(page.limit.max(1) as i32)
-            .send()
-            .await
-            .map_err(unavailable)?;
+            .limit(page.limit.max(1) as i32);
+        let query = if unread_only {
+            // The index key includes the table key; rebuild the start key for the index.
+            let start = start.map(|mut key| {
+                key.insert(UNREAD_KEY.into(), s(user_pk(user)));
+                key
+            });
+            query
+                .index_name(UNREAD_INDEX)
+                .key_condition_expression("#u = :pk")
+                .expression_attribute_names("#u", UNREAD_KEY)
+                .expression_attribute_values(":pk", s(user_pk(user)))
+                .set_exclusive_start_key(start)
+        } else {
+            query
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", s(user_pk(user)))
+                .expression_attribute_values(":prefix", s("DELIVERY#"))
+                .set_exclusive_start_key(start)
+        };
+        let out = query.send().await.map_err(unavailable)?;
         let items = out
             .items
             .unwrap_or_default()
@@ -660,5 +681,220 @@ impl DeliveryLog for DynamoStore {
             items,
             next_cursor: encode_cursor(out.last_evaluated_key.as_ref()),
         })
+    }
+
+    async fn set_read(
+        &self,
+        user: &str,
+        id: &str,
+        read: bool,
+    ) -> Result<Option<Delivery>, StoreError> {
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(user_pk(user)))
+            .key(SK, s(format!("DELIVERY#{id}")))
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":read", AttributeValue::Bool(read))
+            .expression_attribute_names("#u", UNREAD_KEY)
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew);
+        let request = if read {
+            request.update_expression("SET #read = :read REMOVE #u")
+        } else {
+            request
+                .update_expression("SET #read = :read, #u = :pk")
+                .expression_attribute_values(":pk", s(user_pk(user)))
+        }
+        .expression_attribute_names("#read", "read");
+        match request.send().await {
+            Ok(out) => out.attributes.map(from_item).transpose(),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(err) => Err(unavailable(err)),
+        }
+    }
+
+    async fn mark_all_read(&self, user: &str) -> Result<usize, StoreError> {
+        let mut changed = 0;
+        loop {
+            // Each pass reads a page of the unread index and clears it; items leave the index
+            // as they are marked, so the next pass starts from the top again.
+            let page = self
+                .list_deliveries(
+                    user,
+                    &PageRequest {
+                        limit: 100,
+                        cursor: None,
+                    },
+                    true,
+                )
+                .await?;
+            if page.items.is_empty() {
+                return Ok(changed);
+            }
+            for delivery in page.items {
+                if self.set_read(user, &delivery.id, true).await?.is_some() {
+                    changed += 1;
+                }
+            }
+        }
+    }
+
+    async fn unread_count(&self, user: &str) -> Result<usize, StoreError> {
+        let mut count = 0;
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(UNREAD_INDEX)
+                .key_condition_expression("#u = :pk")
+                .expression_attribute_names("#u", UNREAD_KEY)
+                .expression_attribute_values(":pk", s(user_pk(user)))
+                .select(aws_sdk_dynamodb::types::Select::Count)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(unavailable)?;
+            count += out.count.max(0) as usize;
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(count),
+            }
+        }
+    }
+
+    async fn delete_delivery(&self, user: &str, id: &str) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(PK, s(user_pk(user)))
+            .key(SK, s(format!("DELIVERY#{id}")))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(out.attributes.is_some_and(|a| !a.is_empty()))
+    }
+}
+
+fn activity_sk(at: DateTime<Utc>, event_id: &str) -> String {
+    format!(
+        "ACTIVITY#{}#{event_id}",
+        at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    )
+}
+
+#[async_trait]
+impl ActivityLog for DynamoStore {
+    async fn record_activity(&self, item: &ActivityItem) -> Result<(), StoreError> {
+        let mut attrs = to_item(item)?;
+        attrs.insert(PK.into(), s(user_pk(&item.user_id)));
+        attrs.insert(SK.into(), s(activity_sk(item.at, &item.event_id)));
+        attrs.insert(
+            EXPIRES_AT.into(),
+            n((item.at + ACTIVITY_RETENTION).timestamp()),
+        );
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(attrs))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn activity_between(
+        &self,
+        user: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<ActivityItem>, StoreError> {
+        // Sort keys are `ACTIVITY#{RFC 3339 millis}#…`, which sort as the times do; `~` sorts
+        // after every event id, so the upper bound includes items at exactly `to`.
+        let lower = format!("{}~", activity_sk(from, "").trim_end_matches('#'));
+        let upper = format!("{}~", activity_sk(to, "").trim_end_matches('#'));
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
+                .expression_attribute_values(":pk", s(user_pk(user)))
+                .expression_attribute_values(":lo", s(lower.clone()))
+                .expression_attribute_values(":hi", s(upper.clone()))
+                .scan_index_forward(false)
+                .set_exclusive_start_key(start.take())
+                .limit(limit.clamp(1, 1000) as i32)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in out.items.unwrap_or_default() {
+                let activity: ActivityItem = from_item(item)?;
+                if activity.at > from && activity.at <= to {
+                    items.push(activity);
+                }
+            }
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() && items.len() < limit => start = Some(key),
+                _ => break,
+            }
+        }
+        items.truncate(limit);
+        Ok(items)
+    }
+
+    async fn save_published_summary(
+        &self,
+        user: &str,
+        date: chrono::NaiveDate,
+        text: &str,
+    ) -> Result<(), StoreError> {
+        let expires = date
+            .and_hms_opt(0, 0, 0)
+            .map(|d| d.and_utc() + PUBLISHED_SUMMARY_RETENTION)
+            .unwrap_or_else(Utc::now);
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item(PK, s(user_pk(user)))
+            .item(SK, s(format!("SUMMARY#{date}")))
+            .item("summary", s(text))
+            .item(EXPIRES_AT, n(expires.timestamp()))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn published_summary(
+        &self,
+        user: &str,
+        date: chrono::NaiveDate,
+    ) -> Result<Option<String>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, s(user_pk(user)))
+            .key(SK, s(format!("SUMMARY#{date}")))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(out
+            .item
+            .and_then(|i| i.get("summary").and_then(|v| v.as_s().ok()).cloned()))
     }
 }

@@ -6,7 +6,7 @@
 //! | source     | `USER#{user}`      | `SOURCE#{id}`      |                                        |
 //! | target     | `USER#{user}`      | `TARGET#{id}`      |                                        |
 //! | task       | `USER#{user}`      | `TASK#{id}`        | `event_key` (enabled event tasks), `due_shard` + `due_at` (enabled schedules) |
-//! | delivery   | `USER#{user}`      | `DELIVERY#{id}`    | `expires_at` (TTL)                     |
+//! | delivery   | `USER#{user}`      | `DELIVERY#{id}`    | `expires_at` (TTL), `unread_key` while unread |
 //! | claim      | `CLAIM#{key}`      | `CLAIM`            | `expires_at` (TTL)                     |
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
@@ -22,13 +22,16 @@ pub const EVENT_KEY: &str = "event_key";
 pub const DUE_INDEX: &str = "by_due";
 pub const DUE_SHARD: &str = "due_shard";
 pub const DUE_AT: &str = "due_at";
+/// Sparse index of unread deliveries: `unread_key = USER#{user}` while a delivery is unread.
+pub const UNREAD_INDEX: &str = "by_unread";
+pub const UNREAD_KEY: &str = "unread_key";
 /// Due tasks are spread over this many index partitions so one hot key never limits writes.
 pub const DUE_SHARDS: u32 = 4;
 /// DynamoDB TTL attribute (epoch seconds).
 pub const EXPIRES_AT: &str = "expires_at";
 
 /// Every index the code queries, for the infrastructure consistency check.
-pub const INDEXES: [&str; 2] = [EVENT_INDEX, DUE_INDEX];
+pub const INDEXES: [&str; 3] = [EVENT_INDEX, DUE_INDEX, UNREAD_INDEX];
 
 pub fn user_pk(user: &str) -> String {
     format!("USER#{user}")
@@ -78,12 +81,22 @@ pub async fn create_table(
         .attribute_definitions(attr(EVENT_KEY, ScalarAttributeType::S))
         .attribute_definitions(attr(DUE_SHARD, ScalarAttributeType::S))
         .attribute_definitions(attr(DUE_AT, ScalarAttributeType::N))
+        .attribute_definitions(attr(UNREAD_KEY, ScalarAttributeType::S))
         .key_schema(key(PK, KeyType::Hash))
         .key_schema(key(SK, KeyType::Range))
         .global_secondary_indexes(
             GlobalSecondaryIndex::builder()
                 .index_name(EVENT_INDEX)
                 .key_schema(key(EVENT_KEY, KeyType::Hash))
+                .key_schema(key(SK, KeyType::Range))
+                .projection(all.clone())
+                .build()
+                .expect("index has all fields"),
+        )
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(UNREAD_INDEX)
+                .key_schema(key(UNREAD_KEY, KeyType::Hash))
                 .key_schema(key(SK, KeyType::Range))
                 .projection(all.clone())
                 .build()

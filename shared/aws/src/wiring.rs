@@ -43,7 +43,8 @@ pub fn dispatcher(
         .map_err(|e| WiringError::Templates(e.to_string()))?;
     Ok(Dispatcher {
         config: store.clone(),
-        deliveries: store,
+        deliveries: store.clone(),
+        activity: store,
         secrets,
         channels,
         templates: Arc::new(templates),

@@ -139,6 +139,53 @@ pub struct SectionEvent {
     pub recipients: Vec<Recipient>,
 }
 
+/// `DailySummaryPublished`: the upstream app's own summary text for one user and date; when
+/// present it leads that day's Daily Summary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishedSummary {
+    pub user_id: String,
+    pub date: chrono::NaiveDate,
+    pub summary: String,
+}
+
+pub const DAILY_SUMMARY_PUBLISHED: &str = "DailySummaryPublished";
+pub const MAX_SUMMARY_CHARS: usize = 4000;
+
+/// Everything the events function accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InboundEvent {
+    Section(SectionEvent),
+    SummaryPublished(PublishedSummary),
+}
+
+impl InboundEvent {
+    pub fn from_envelope(envelope: EventEnvelope) -> Result<InboundEvent, ValidationError> {
+        if envelope.detail_type != DAILY_SUMMARY_PUBLISHED {
+            return SectionEvent::from_envelope(envelope).map(InboundEvent::Section);
+        }
+        let published: PublishedSummary = serde_json::from_value(envelope.detail)
+            .map_err(|e| ValidationError::single("detail", e.to_string()))?;
+        let mut problems = Problems::default();
+        check_text(
+            &mut problems,
+            "detail.user_id",
+            &published.user_id,
+            128,
+            false,
+        );
+        check_text(
+            &mut problems,
+            "detail.summary",
+            &published.summary,
+            MAX_SUMMARY_CHARS,
+            true,
+        );
+        problems.into_result()?;
+        Ok(InboundEvent::SummaryPublished(published))
+    }
+}
+
 /// At most this many recipients per event; the upstream app splits larger fan-outs.
 pub const MAX_RECIPIENTS: usize = 1000;
 /// Comment text longer than this is refused (templates shorten it further for display).
@@ -152,7 +199,7 @@ impl SectionEvent {
             return Err(ValidationError::single(
                 "detail-type",
                 format!(
-                    "'{}' is not a section event; expected one of: {}",
+                    "'{}' is not a section event; expected one of: {} (or {DAILY_SUMMARY_PUBLISHED})",
                     envelope.detail_type,
                     known.join(", ")
                 ),

@@ -12,7 +12,10 @@ pub mod schedule;
 pub mod secret;
 pub mod validate;
 
-pub use event::{EventEnvelope, Recipient, RecipientRole, SectionEvent, SectionEventName};
+pub use event::{
+    EventEnvelope, InboundEvent, PublishedSummary, Recipient, RecipientRole, SectionEvent,
+    SectionEventName,
+};
 pub use fields::{FieldFormat, FieldSpec, KindSpec};
 pub use kind::ChannelKind;
 pub use message::Message;

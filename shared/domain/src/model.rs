@@ -138,6 +138,34 @@ pub enum Content {
     },
 }
 
+/// The language a task's template messages are written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum Language {
+    #[default]
+    #[serde(rename = "en")]
+    En,
+    #[serde(rename = "zh-CN")]
+    ZhCn,
+}
+
+impl Language {
+    pub const ALL: [Language; 2] = [Language::En, Language::ZhCn];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Language::En => "en",
+            Language::ZhCn => "zh-CN",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Language::En => "English",
+            Language::ZhCn => "简体中文",
+        }
+    }
+}
+
 /// A notification job: when `trigger` fires, render `content` and send it from `source_id` to
 /// `target_id`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -152,6 +180,9 @@ pub struct Task {
     pub kind: ChannelKind,
     pub trigger: Trigger,
     pub content: Content,
+    /// Language of template messages (custom content is sent as typed).
+    #[serde(default)]
+    pub language: Language,
     /// For scheduled tasks: the next slot that will fire (UTC). Never in the past at save time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_fire_at: Option<DateTime<Utc>>,
@@ -223,4 +254,18 @@ pub struct Delivery {
     pub read: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// One section event a user was told about, kept a few days for the Daily Summary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivityItem {
+    pub user_id: UserId,
+    pub event: SectionEventName,
+    pub event_id: String,
+    pub section_id: String,
+    pub section_title: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<crate::event::Actor>,
+    pub link: String,
+    pub at: DateTime<Utc>,
 }

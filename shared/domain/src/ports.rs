@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::event::SectionEventName;
-use crate::model::{Delivery, Source, Target, Task};
+use crate::model::{ActivityItem, Delivery, Source, Target, Task};
 use crate::secret::SecretBundle;
 
 #[derive(Debug, thiserror::Error)]
@@ -137,12 +137,24 @@ pub trait DeliveryLog: Send + Sync {
     ) -> Result<(), StoreError>;
 
     async fn get_delivery(&self, user: &str, id: &str) -> Result<Option<Delivery>, StoreError>;
-    /// The user's deliveries, newest first.
+    /// The user's deliveries, newest first; only unread ones with `unread_only`.
     async fn list_deliveries(
         &self,
         user: &str,
         page: &PageRequest,
+        unread_only: bool,
     ) -> Result<Page<Delivery>, StoreError>;
+    /// Sets the read flag; `None` when there is no such delivery for this user.
+    async fn set_read(
+        &self,
+        user: &str,
+        id: &str,
+        read: bool,
+    ) -> Result<Option<Delivery>, StoreError>;
+    /// Marks every unread delivery read; returns how many changed.
+    async fn mark_all_read(&self, user: &str) -> Result<usize, StoreError>;
+    async fn unread_count(&self, user: &str) -> Result<usize, StoreError>;
+    async fn delete_delivery(&self, user: &str, id: &str) -> Result<bool, StoreError>;
 }
 
 /// Which resource a secret belongs to.
@@ -163,4 +175,30 @@ pub trait SecretStore: Send + Sync {
     ) -> Result<(), SecretError>;
     async fn get_secrets(&self, owner: SecretOwner<'_>) -> Result<SecretBundle, SecretError>;
     async fn delete_secrets(&self, owner: SecretOwner<'_>) -> Result<(), SecretError>;
+}
+
+/// Recent activity per user (for the Daily Summary) and summaries published by the upstream app.
+#[async_trait]
+pub trait ActivityLog: Send + Sync {
+    /// Records that `item.user_id` was told about an event; idempotent per event.
+    async fn record_activity(&self, item: &ActivityItem) -> Result<(), StoreError>;
+    /// Items with `from < at <= to`, newest first, at most `limit`.
+    async fn activity_between(
+        &self,
+        user: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<ActivityItem>, StoreError>;
+    async fn save_published_summary(
+        &self,
+        user: &str,
+        date: chrono::NaiveDate,
+        text: &str,
+    ) -> Result<(), StoreError>;
+    async fn published_summary(
+        &self,
+        user: &str,
+        date: chrono::NaiveDate,
+    ) -> Result<Option<String>, StoreError>;
 }

@@ -15,13 +15,14 @@ use notify_channels::{ChannelRegistry, Outcome, SendRequest};
 use notify_domain::event::SectionEvent;
 use notify_domain::schedule::Schedule;
 use notify_domain::{
-    Claim, ConfigStore, Delivery, DeliveryCause, DeliveryLog, DeliveryStatus, DisabledReason,
-    Message, SecretBundle, SecretOwner, SecretStore, StoreError, Task, Trigger, WriteMode,
+    ActivityItem, ActivityLog, Claim, ConfigStore, Content, Delivery, DeliveryCause, DeliveryLog,
+    DeliveryStatus, DisabledReason, Message, PublishedSummary, SecretBundle, SecretOwner,
+    SecretStore, StoreError, Task, TemplateId, Trigger, WriteMode,
 };
 use tracing::{info, warn};
 
 use crate::settings::Settings;
-use crate::templates::{RenderInput, Templates};
+use crate::templates::{DailySummaryData, RenderInput, Templates};
 
 /// Deliveries of one event handled at once.
 const EVENT_CONCURRENCY: usize = 8;
@@ -72,6 +73,7 @@ enum Attempt {
 pub struct Dispatcher {
     pub config: Arc<dyn ConfigStore>,
     pub deliveries: Arc<dyn DeliveryLog>,
+    pub activity: Arc<dyn ActivityLog>,
     pub secrets: Arc<dyn SecretStore>,
     pub channels: ChannelRegistry,
     pub templates: Arc<Templates>,
@@ -83,7 +85,25 @@ impl Dispatcher {
     /// delivery must be retried; the ones already done are not repeated on the retry.
     pub async fn handle_event(&self, event: &SectionEvent) -> Result<EventReport, DispatchError> {
         let mut jobs = Vec::new();
+        let link = self.templates.section_link(
+            &event.section.id,
+            event.comment.as_ref().map(|c| c.id.as_str()),
+        );
+        let at = event.occurred_at.unwrap_or_else(Utc::now);
         for recipient in &event.recipients {
+            // Kept a few days for the recipient's Daily Summary; idempotent per event.
+            self.activity
+                .record_activity(&ActivityItem {
+                    user_id: recipient.user_id.clone(),
+                    event: event.name,
+                    event_id: event.event_id.clone(),
+                    section_id: event.section.id.clone(),
+                    section_title: event.section.title.clone(),
+                    actor: event.actor.clone(),
+                    link: link.clone(),
+                    at,
+                })
+                .await?;
             for task in self
                 .config
                 .tasks_for_event(&recipient.user_id, event.name)
@@ -99,9 +119,11 @@ impl Dispatcher {
                     event: event.name,
                     event_id: event.event_id.clone(),
                 };
-                let rendered = self
-                    .templates
-                    .render(&task.content, RenderInput::Event { event, role });
+                let rendered = self.templates.render(
+                    &task.content,
+                    task.language,
+                    RenderInput::Event { event, role },
+                );
                 self.deliver(
                     &task,
                     &key,
@@ -223,13 +245,33 @@ impl Dispatcher {
         };
         let key = format!("schedule:{}:{}", task.id, slot.timestamp());
         let cause = DeliveryCause::Schedule { slot };
+        let summary = match &task.content {
+            Content::Template {
+                template: TemplateId::DailySummary,
+            } if !stale => {
+                match self
+                    .daily_summary(&task.user_id, slot, schedule.timezone())
+                    .await
+                {
+                    Ok(data) => Some(data),
+                    Err(err) => {
+                        // Not claimed yet: the slot stays due and the next tick tries again.
+                        warn!(task_id = %task.id, error = %err, "could not read activity for the daily summary");
+                        return (Attempt::Retry(err.to_string()), None);
+                    }
+                }
+            }
+            _ => None,
+        };
         let rendered = self
             .templates
             .render(
                 &task.content,
+                task.language,
                 RenderInput::Schedule {
                     slot,
                     timezone: schedule.timezone(),
+                    summary: summary.as_ref(),
                 },
             )
             .map_err(|e| e.to_string());
@@ -237,6 +279,36 @@ impl Dispatcher {
             .deliver(task, &key, cause, rendered, Some((slot, next, stale)))
             .await;
         (attempt, next)
+    }
+
+    /// The 24 hours before `slot`, and the summary the upstream app published for the slot's
+    /// local date.
+    async fn daily_summary(
+        &self,
+        user: &str,
+        slot: DateTime<Utc>,
+        timezone: chrono_tz::Tz,
+    ) -> Result<DailySummaryData, StoreError> {
+        let activity = self
+            .activity
+            .activity_between(user, slot - chrono::Duration::hours(24), slot, 500)
+            .await?;
+        let date = slot.with_timezone(&timezone).date_naive();
+        let published = self.activity.published_summary(user, date).await?;
+        Ok(DailySummaryData {
+            published,
+            activity,
+        })
+    }
+
+    /// Stores a `DailySummaryPublished` text for the user's Daily Summary of that date.
+    pub async fn save_published_summary(
+        &self,
+        published: &PublishedSummary,
+    ) -> Result<(), StoreError> {
+        self.activity
+            .save_published_summary(&published.user_id, published.date, &published.summary)
+            .await
     }
 
     fn pending(&self, task: &Task, cause: DeliveryCause, message: Option<&Message>) -> Delivery {
