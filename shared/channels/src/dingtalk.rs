@@ -139,7 +139,11 @@ pub fn render(message: &Message) -> Value {
     if !title_line.trim().is_empty() {
         blocks.push(format!("#### {}", escape_markdown(&title_line)));
     }
-    if let Some(cover) = message.cover_url.as_deref().filter(|c| !c.trim().is_empty()) {
+    if let Some(cover) = message
+        .cover_url
+        .as_deref()
+        .filter(|c| !c.trim().is_empty())
+    {
         match markdown_url(cover) {
             Some(url) => blocks.push(format!("![cover]({url})")),
             None => tracing::warn!("DingTalk: the cover is not an http(s) URL; left out"),

@@ -19,6 +19,7 @@ pub mod apns;
 pub mod dingtalk;
 pub mod email;
 pub mod feishu;
+pub mod sign;
 pub mod telegram;
 pub mod text;
 
@@ -165,10 +166,11 @@ impl ChannelRegistry {
         let list: Vec<Arc<dyn Channel>> = vec![
             Arc::new(email::EmailChannel::new(endpoints)),
             Arc::new(telegram::TelegramChannel::new(http.clone(), endpoints)),
-            Arc::new(feishu::FeishuChannel),
-            Arc::new(dingtalk::DingtalkChannel),
-            Arc::new(apns::ApnsChannel::production()),
-            Arc::new(apns::ApnsChannel::sandbox()),
+            Arc::new(feishu::FeishuChannel::new(http.clone(), endpoints)),
+            Arc::new(dingtalk::DingtalkChannel::new(http.clone())),
+            // APNs channels build their own HTTP/2 clients (see the apns module docs).
+            Arc::new(apns::ApnsChannel::production(endpoints)?),
+            Arc::new(apns::ApnsChannel::sandbox(endpoints)?),
         ];
         Ok(ChannelRegistry {
             channels: list.into_iter().map(|c| (c.spec().kind, c)).collect(),

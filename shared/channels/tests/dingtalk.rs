@@ -1,0 +1,500 @@
+//! DingtalkChannel against a local server that plays the custom robot webhook.
+//!
+//! The fake recomputes the signature itself (hmac / sha2 / base64, not the crate's `sign`
+//! module), checks the body shape and answers with DingTalk's real reply bodies, all with
+//! HTTP 200 as DingTalk does. Expected Markdown texts are written out by hand.
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use notify_channels::dingtalk::{DingtalkChannel, RATE_LIMIT_RETRY_SECS};
+use notify_channels::sign::{dingtalk_sign, dingtalk_signed_url, Clock};
+use notify_channels::{Channel, Outcome, SendRequest};
+use notify_domain::{Message, SecretBundle, SecretValue};
+use serde_json::{json, Map, Value};
+use sha2::Sha256;
+
+const ACCESS_TOKEN: &str = "f3c1a9e07b2d4c58a6e1d0b9c8f7a6e5d4c3b2a1f0e9d8c7b6a5f4e3d2c1b0a9";
+const SECRET: &str = "SEC0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd";
+
+#[derive(Clone, Copy)]
+enum Reply {
+    Ok,
+    SignMismatch,
+    MissingParameter,
+    TooFast,
+    BadGateway,
+    Hang,
+}
+
+#[derive(Default)]
+struct Recorded {
+    bodies: Vec<Value>,
+    raw_queries: Vec<String>,
+    violations: Vec<String>,
+}
+
+struct FakeRobot {
+    base: String,
+    recorded: Arc<Mutex<Recorded>>,
+}
+
+/// Whether and with which secret the fake checks the signature.
+#[derive(Clone)]
+struct Config {
+    reply: Reply,
+    secret: Option<&'static str>,
+}
+
+impl FakeRobot {
+    async fn start(reply: Reply, secret: Option<&'static str>) -> FakeRobot {
+        let recorded = Arc::new(Mutex::new(Recorded::default()));
+        let app = Router::new()
+            .route("/robot/send", post(handle))
+            .with_state((Config { reply, secret }, recorded.clone()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        FakeRobot {
+            base: format!("http://{addr}"),
+            recorded,
+        }
+    }
+
+    fn webhook(&self) -> String {
+        format!("{}/robot/send?access_token={ACCESS_TOKEN}", self.base)
+    }
+
+    fn recorded(&self) -> std::sync::MutexGuard<'_, Recorded> {
+        let recorded = self.recorded.lock().unwrap();
+        assert!(
+            recorded.violations.is_empty(),
+            "protocol violations: {:?}",
+            recorded.violations
+        );
+        recorded
+    }
+
+    fn texts(&self) -> Vec<String> {
+        self.recorded()
+            .bodies
+            .iter()
+            .map(|b| b["markdown"]["text"].as_str().unwrap().to_string())
+            .collect()
+    }
+}
+
+/// base64(HMAC-SHA256(key = secret, message = "{timestamp}\n{secret}")), computed here.
+fn expected_sign(timestamp: &str, secret: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{timestamp}\n{secret}").as_bytes());
+    STANDARD.encode(mac.finalize().into_bytes())
+}
+
+async fn handle(
+    State((config, recorded)): State<(Config, Arc<Mutex<Recorded>>)>,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let mut violations = Vec::new();
+    let raw_query = uri.query().unwrap_or("").to_string();
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(raw_query.as_bytes())
+        .into_owned()
+        .collect();
+    let get = |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    if get("access_token").as_deref() != Some(ACCESS_TOKEN) {
+        violations.push(format!("access_token lost: {raw_query}"));
+    }
+    match config.secret {
+        Some(secret) => match (get("timestamp"), get("sign")) {
+            (Some(ts), Some(sign)) => {
+                if sign != expected_sign(&ts, secret) {
+                    violations.push(format!("sign {sign} does not match timestamp {ts}"));
+                }
+            }
+            _ => violations.push(format!("timestamp or sign missing: {raw_query}")),
+        },
+        None => {
+            if get("sign").is_some() || get("timestamp").is_some() {
+                violations.push("signed without a secret".into());
+            }
+        }
+    }
+    let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if parsed["msgtype"] != "markdown" {
+        violations.push(format!("msgtype {}", parsed["msgtype"]));
+    }
+    match parsed["markdown"]["title"].as_str() {
+        Some(t) if !t.is_empty() && !t.contains('\n') => {}
+        other => violations.push(format!("markdown.title {other:?}")),
+    }
+    if parsed["markdown"]["text"].as_str().is_none() {
+        violations.push("markdown.text missing".into());
+    }
+    {
+        let mut r = recorded.lock().unwrap();
+        r.violations.extend(violations);
+        r.bodies.push(parsed);
+        r.raw_queries.push(raw_query);
+    }
+    let reply = match config.reply {
+        Reply::Ok => json!({"errcode": 0, "errmsg": "ok"}),
+        Reply::SignMismatch => json!({
+            "errcode": 310000,
+            "errmsg": "sign not match, more: [https://ding-doc.dingtalk.com/doc#/serverapi2/qf2nxq]"
+        }),
+        // The code is DingTalk's "missing parameter"; this errmsg text is not a captured one.
+        Reply::MissingParameter => json!({"errcode": 400402, "errmsg": "missing parameter"}),
+        Reply::TooFast => {
+            json!({"errcode": 130101, "errmsg": "send too fast, exceed 20 times per minute"})
+        }
+        Reply::BadGateway => {
+            return (
+                StatusCode::BAD_GATEWAY,
+                "<html><body>502 Bad Gateway</body></html>",
+            )
+                .into_response()
+        }
+        Reply::Hang => {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            json!({"errcode": 0, "errmsg": "ok"})
+        }
+    };
+    (StatusCode::OK, axum::Json(reply)).into_response()
+}
+
+struct FixedClock(AtomicI64);
+
+impl Clock for FixedClock {
+    fn now_millis(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+fn channel(timeout: Duration) -> DingtalkChannel {
+    let http = reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .build()
+        .unwrap();
+    DingtalkChannel::new(http)
+}
+
+fn message(title: &str, body: &str) -> Message {
+    Message {
+        title: title.into(),
+        body: body.into(),
+        link: None,
+        link_label: None,
+        cover_url: None,
+    }
+}
+
+async fn send_to(
+    ch: &DingtalkChannel,
+    webhook: &str,
+    secret: Option<&str>,
+    message: &Message,
+) -> Outcome {
+    let target = json!({"webhook_url": webhook});
+    let target_config: Map<String, Value> = target.as_object().unwrap().clone();
+    let mut target_secrets = SecretBundle::new();
+    if let Some(secret) = secret {
+        target_secrets.insert("sign", SecretValue::new(secret));
+    }
+    let outcome = ch
+        .send(&SendRequest {
+            source_config: &Map::new(),
+            source_secrets: &SecretBundle::new(),
+            target_config: &target_config,
+            target_secrets: &target_secrets,
+            message,
+        })
+        .await;
+    let shown = format!("{outcome:?} {}", serde_json::to_string(&outcome).unwrap());
+    assert!(
+        !shown.contains(ACCESS_TOKEN) && !shown.contains(SECRET),
+        "secret leaked: {shown}"
+    );
+    outcome
+}
+
+async fn send(robot: &FakeRobot, message: &Message) -> Outcome {
+    send_to(
+        &channel(Duration::from_secs(5)),
+        &robot.webhook(),
+        Some(SECRET),
+        message,
+    )
+    .await
+}
+
+#[test]
+fn sign_matches_the_reference_vector() {
+    assert_eq!(
+        dingtalk_sign(1_700_000_000_000, "SECtest0002abcdef"),
+        "bnaE5c+eN6pyvegK3vFiITh/R62HdwWXiAagCzLi8hk="
+    );
+    let url = dingtalk_signed_url(
+        "https://oapi.dingtalk.com/robot/send?access_token=abc123",
+        1_700_000_000_000,
+        "SECtest0002abcdef",
+    )
+    .unwrap();
+    let raw = url.as_str();
+    assert_eq!(
+        raw,
+        "https://oapi.dingtalk.com/robot/send?access_token=abc123&timestamp=1700000000000\
+         &sign=bnaE5c%2BeN6pyvegK3vFiITh%2FR62HdwWXiAagCzLi8hk%3D"
+    );
+    assert!(raw.contains("sign=bnaE5c%2BeN6pyvegK3vFiITh%2FR62HdwWXiAagCzLi8hk%3D"));
+    assert!(!raw.contains("%25"), "double-encoded: {raw}");
+    assert!(!raw.contains('+'), "raw '+': {raw}");
+}
+
+#[tokio::test]
+async fn the_channel_signs_with_its_clock_and_encodes_once() {
+    let robot = FakeRobot::start(Reply::Ok, Some("SECtest0002abcdef")).await;
+    let ch = channel(Duration::from_secs(5))
+        .with_clock(Arc::new(FixedClock(AtomicI64::new(1_700_000_000_000))));
+    let outcome = send_to(
+        &ch,
+        &robot.webhook(),
+        Some("SECtest0002abcdef"),
+        &message("T", "b"),
+    )
+    .await;
+    assert!(outcome.is_delivered(), "{outcome:?}");
+    assert_eq!(
+        robot.recorded().raw_queries,
+        vec![format!(
+            "access_token={ACCESS_TOKEN}&timestamp=1700000000000\
+             &sign=bnaE5c%2BeN6pyvegK3vFiITh%2FR62HdwWXiAagCzLi8hk%3D"
+        )]
+    );
+}
+
+#[tokio::test]
+async fn sends_a_signed_markdown_message_with_the_system_clock() {
+    let robot = FakeRobot::start(Reply::Ok, Some(SECRET)).await;
+    let m = Message {
+        link: Some("https://example.com/report?id=7&x=(y)".into()),
+        link_label: Some("View report".into()),
+        cover_url: Some("https://cdn.example.com/cover.png".into()),
+        ..message("Deploy done", "All 3 services are up.\nNext: 2.0")
+    };
+    let outcome = send(&robot, &m).await;
+    assert_eq!(
+        outcome,
+        Outcome::Delivered {
+            provider_message_id: None
+        }
+    );
+    let recorded = robot.recorded();
+    assert_eq!(
+        recorded.bodies,
+        vec![json!({
+            "msgtype": "markdown",
+            "markdown": {
+                "title": "Deploy done",
+                "text": "#### Deploy done\n\n\
+                         ![cover](https://cdn.example.com/cover.png)\n\n\
+                         All 3 services are up.  \nNext: 2.0\n\n\
+                         [View report](https://example.com/report?id=7&x=%28y%29)",
+            }
+        })]
+    );
+    // The signature is fresh: DingTalk refuses timestamps more than an hour off.
+    let query = &recorded.raw_queries[0];
+    let ts: i64 = url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "timestamp")
+        .unwrap()
+        .1
+        .parse()
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    assert!((now - ts).abs() < 60_000, "timestamp {ts} vs now {now}");
+}
+
+#[tokio::test]
+async fn hostile_text_stays_literal() {
+    let robot = FakeRobot::start(Reply::Ok, Some(SECRET)).await;
+    let hostile = "<script>alert(1)</script> [x](http://evil)";
+    let m = Message {
+        link: Some("https://example.com/".into()),
+        link_label: Some("![img](http://evil/i.png)".into()),
+        ..message(hostile, hostile)
+    };
+    assert!(send(&robot, &m).await.is_delivered());
+    let escaped = r"&lt;script&gt;alert\(1\)&lt;/script&gt; \[x\]\(http://evil\)";
+    assert_eq!(
+        robot.texts(),
+        vec![format!(
+            "#### {escaped}\n\n{escaped}\n\n[\\!\\[img\\]\\(http://evil/i.png\\)](https://example.com/)"
+        )]
+    );
+    // The notification title is plain text, not Markdown.
+    assert_eq!(robot.recorded().bodies[0]["markdown"]["title"], hostile);
+}
+
+#[tokio::test]
+async fn a_title_on_several_lines_and_markdown_in_the_body() {
+    let robot = FakeRobot::start(Reply::Ok, Some(SECRET)).await;
+    let m = message(
+        "Line one\nline two",
+        "# not a heading\n- not a list\n1. not a list\n**not bold** _nor this_ `nor code`",
+    );
+    assert!(send(&robot, &m).await.is_delivered());
+    assert_eq!(
+        robot.texts(),
+        vec![
+            "#### Line one line two\n\n\
+              \\# not a heading  \n\\- not a list  \n1\\. not a list  \n\
+              \\*\\*not bold\\*\\* \\_nor this\\_ \\`nor code\\`"
+        ]
+    );
+    assert_eq!(
+        robot.recorded().bodies[0]["markdown"]["title"],
+        "Line one line two"
+    );
+}
+
+#[tokio::test]
+async fn links_that_are_not_http_are_left_out() {
+    let robot = FakeRobot::start(Reply::Ok, Some(SECRET)).await;
+    let m = Message {
+        link: Some("javascript:alert(1)".into()),
+        cover_url: Some("file:///etc/passwd".into()),
+        ..message("T", "b")
+    };
+    assert!(send(&robot, &m).await.is_delivered());
+    assert_eq!(robot.texts(), vec!["#### T\n\nb"]);
+}
+
+#[tokio::test]
+async fn without_a_secret_the_url_is_not_signed() {
+    let robot = FakeRobot::start(Reply::Ok, None).await;
+    let outcome = send_to(
+        &channel(Duration::from_secs(5)),
+        &robot.webhook(),
+        None,
+        &message("T", "b"),
+    )
+    .await;
+    assert!(outcome.is_delivered());
+    assert_eq!(
+        robot.recorded().raw_queries,
+        vec![format!("access_token={ACCESS_TOKEN}")]
+    );
+}
+
+#[tokio::test]
+async fn sign_mismatch_is_permanent_with_its_code() {
+    let robot = FakeRobot::start(Reply::SignMismatch, Some(SECRET)).await;
+    let outcome = send(&robot, &message("T", "b")).await;
+    assert!(matches!(outcome, Outcome::Permanent { .. }), "{outcome:?}");
+    assert_eq!(outcome.code(), Some("310000"));
+    assert!(
+        outcome.message().unwrap().starts_with("sign not match"),
+        "{outcome:?}"
+    );
+}
+
+#[tokio::test]
+async fn missing_parameter_is_permanent_with_its_code() {
+    let robot = FakeRobot::start(Reply::MissingParameter, Some(SECRET)).await;
+    let outcome = send(&robot, &message("T", "b")).await;
+    assert_eq!(
+        outcome,
+        Outcome::Permanent {
+            code: Some("400402".into()),
+            message: "missing parameter".into()
+        }
+    );
+}
+
+#[tokio::test]
+async fn too_fast_is_retryable_after_the_throttle_window() {
+    let robot = FakeRobot::start(Reply::TooFast, Some(SECRET)).await;
+    let outcome = send(&robot, &message("T", "b")).await;
+    assert_eq!(
+        outcome,
+        Outcome::Retryable {
+            code: Some("130101".into()),
+            message: "send too fast, exceed 20 times per minute".into(),
+            retry_after_secs: Some(RATE_LIMIT_RETRY_SECS)
+        }
+    );
+    assert_eq!(RATE_LIMIT_RETRY_SECS, 600);
+}
+
+#[tokio::test]
+async fn a_proxy_error_page_is_retryable() {
+    let robot = FakeRobot::start(Reply::BadGateway, Some(SECRET)).await;
+    let outcome = send(&robot, &message("T", "b")).await;
+    assert!(matches!(outcome, Outcome::Retryable { .. }), "{outcome:?}");
+    assert_eq!(outcome.code(), Some("502"));
+}
+
+#[tokio::test]
+async fn network_failures_are_retryable_and_never_show_the_url() {
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let webhook = format!("http://{closed}/robot/send?access_token={ACCESS_TOKEN}");
+    let outcome = send_to(
+        &channel(Duration::from_secs(5)),
+        &webhook,
+        Some(SECRET),
+        &message("T", "b"),
+    )
+    .await;
+    assert!(matches!(outcome, Outcome::Retryable { .. }), "{outcome:?}");
+    assert!(!outcome.message().unwrap().contains("robot/send"));
+
+    let robot = FakeRobot::start(Reply::Hang, Some(SECRET)).await;
+    let outcome = send_to(
+        &channel(Duration::from_millis(300)),
+        &robot.webhook(),
+        Some(SECRET),
+        &message("T", "b"),
+    )
+    .await;
+    assert_eq!(outcome.code(), Some("timeout"));
+}
+
+#[tokio::test]
+async fn a_missing_webhook_is_a_configuration_error() {
+    let ch = channel(Duration::from_secs(5));
+    let m = message("T", "b");
+    let outcome = ch
+        .send(&SendRequest {
+            source_config: &Map::new(),
+            source_secrets: &SecretBundle::new(),
+            target_config: &Map::new(),
+            target_secrets: &SecretBundle::new(),
+            message: &m,
+        })
+        .await;
+    assert_eq!(outcome.code(), Some("invalid_config"));
+}
