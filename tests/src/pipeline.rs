@@ -156,7 +156,8 @@ pub async fn poll_once(
         record.event_source = Some("aws:sqs".into());
         event.records.push(record);
     }
-    let response = notify_events::handle_sqs(dispatcher, dead_letters, event).await;
+    let response =
+        notify_events::handle_sqs(dispatcher, dead_letters, crate::deadline(), event).await;
     let failed: Vec<&str> = response
         .batch_item_failures
         .iter()

@@ -205,7 +205,7 @@ async fn telegram_gets_the_exact_request_and_provider_errors_are_failures() {
     };
     // Delivered directly by a rule (no SQS).
     let direct = serde_json::to_value(event("upd-1")).unwrap();
-    notify_events::handle(&env.dispatcher, None, direct)
+    notify_events::handle(&env.dispatcher, None, notify_testkit::deadline(), direct)
         .await
         .unwrap();
     let requests = bot.requests();
@@ -230,6 +230,7 @@ async fn telegram_gets_the_exact_request_and_provider_errors_are_failures() {
     notify_events::handle(
         &env.dispatcher,
         None,
+        notify_testkit::deadline(),
         serde_json::to_value(event("upd-2")).unwrap(),
     )
     .await
@@ -247,12 +248,13 @@ async fn telegram_gets_the_exact_request_and_provider_errors_are_failures() {
     // 429: the event is handed back for a retry, and the retry sends it once.
     bot.script([BotReply::Error {
         code: 429,
-        description: "Too Many Requests: retry after 1".into(),
-        retry_after: Some(1),
+        description: "Too Many Requests: retry after 35".into(),
+        retry_after: Some(35),
     }]);
     let first = notify_events::handle(
         &env.dispatcher,
         None,
+        notify_testkit::deadline(),
         serde_json::to_value(event("upd-3")).unwrap(),
     )
     .await;
@@ -263,6 +265,7 @@ async fn telegram_gets_the_exact_request_and_provider_errors_are_failures() {
     notify_events::handle(
         &env.dispatcher,
         None,
+        notify_testkit::deadline(),
         serde_json::to_value(event("upd-3")).unwrap(),
     )
     .await
@@ -270,6 +273,7 @@ async fn telegram_gets_the_exact_request_and_provider_errors_are_failures() {
     notify_events::handle(
         &env.dispatcher,
         None,
+        notify_testkit::deadline(),
         serde_json::to_value(event("upd-3")).unwrap(),
     )
     .await
@@ -374,7 +378,95 @@ async fn a_malformed_record_is_dead_lettered_without_holding_up_the_batch() {
             {"messageId": "m-bad", "body": "{not json", "eventSource": "aws:sqs"},
         ]}))
         .unwrap();
-    let response = notify_events::handle_sqs(&env.dispatcher, None, batch).await;
+    let response =
+        notify_events::handle_sqs(&env.dispatcher, None, notify_testkit::deadline(), batch).await;
     assert_eq!(response.batch_item_failures.len(), 1);
     assert_eq!(response.batch_item_failures[0].item_identifier, "m-bad");
+}
+
+/// Records requested waits instead of spending them.
+#[derive(Default)]
+struct RecordingSleeper(std::sync::Mutex<Vec<Duration>>);
+
+#[async_trait::async_trait]
+impl notify_service::dispatch::Sleeper for RecordingSleeper {
+    async fn sleep(&self, duration: Duration) {
+        self.0.lock().unwrap().push(duration);
+    }
+}
+
+#[tokio::test]
+async fn a_rate_limit_wait_that_fits_the_budget_is_waited_out_and_sent_once() {
+    const TOKEN: &str = "7000000002:AAH-wait-token";
+    let bot = FakeTelegram::start(TOKEN).await;
+    let base = bot.base_url.clone();
+    let mut env = TestEnv::start_with(|s| s.endpoints.telegram_api_base = base).await;
+    let sleeper = std::sync::Arc::new(RecordingSleeper::default());
+    env.dispatcher.sleeper = sleeper.clone();
+    let user = "u-wait";
+    let source = id_of(
+        &env,
+        user,
+        "/sources",
+        json!({"name": "Bot", "kind": "telegram", "config": {"bot_token": TOKEN}}),
+    )
+    .await;
+    let target = id_of(
+        &env,
+        user,
+        "/targets",
+        json!({"name": "Team", "kind": "telegram", "config": {"chat_id": "-100555"}}),
+    )
+    .await;
+    id_of(
+        &env,
+        user,
+        "/tasks",
+        json!({
+            "title": "Updates", "source_id": source, "target_id": target,
+            "trigger": {"type": "event", "event": "SectionUpdated"},
+            "content": {"type": "template", "template": "section_updated"}
+        }),
+    )
+    .await;
+    let event = |id: &str| {
+        json!({"id": id, "detail-type": "SectionUpdated", "detail": {
+        "section": {"id": "s", "title": "T"}, "recipients": [{"user_id": user, "role": "member"}]}})
+    };
+
+    // 429 with retry_after 3, then success: waited 3 s (recorded, not spent), delivered once.
+    bot.script([BotReply::Error {
+        code: 429,
+        description: "Too Many Requests: retry after 3".into(),
+        retry_after: Some(3),
+    }]);
+    notify_events::handle(
+        &env.dispatcher,
+        None,
+        notify_testkit::deadline(),
+        event("w-1"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(*sleeper.0.lock().unwrap(), vec![Duration::from_secs(3)]);
+    assert_eq!(bot.requests().len(), 2);
+    let records = deliveries(&env, user).await;
+    assert_eq!(
+        (records.len(), records[0]["status"].as_str()),
+        (1, Some("sent"))
+    );
+
+    // A wait that does not fit the time left is not waited: the event goes back for a retry.
+    bot.script([BotReply::Error {
+        code: 429,
+        description: "Too Many Requests: retry after 20".into(),
+        retry_after: Some(20),
+    }]);
+    let short = std::time::Instant::now() + Duration::from_secs(10);
+    let outcome = notify_events::handle(&env.dispatcher, None, short, event("w-2")).await;
+    assert!(
+        matches!(outcome, Err(notify_events::EventsError::Retry(_))),
+        "{outcome:?}"
+    );
+    assert_eq!(sleeper.0.lock().unwrap().len(), 1, "no second wait");
 }

@@ -143,28 +143,49 @@ async fn no_secret_reaches_responses_items_or_logs() {
         "detail": {"section": {"id": "s", "title": "T"}, "actor": {"id": "a", "name": "A"}, "recipients": [{"user_id": "leak-user", "role": "creator"}]}
     })).unwrap()
     };
-    notify_events::handle(&env.dispatcher, None, event("SectionUpdated", "e1"))
-        .await
-        .unwrap();
+    notify_events::handle(
+        &env.dispatcher,
+        None,
+        notify_testkit::deadline(),
+        event("SectionUpdated", "e1"),
+    )
+    .await
+    .unwrap();
     sink.next_message(Duration::from_secs(10));
     // Telegram: success, then the provider rejecting the token, then the provider unreachable.
-    notify_events::handle(&env.dispatcher, None, event("SectionSubscribed", "e2"))
-        .await
-        .unwrap();
+    notify_events::handle(
+        &env.dispatcher,
+        None,
+        notify_testkit::deadline(),
+        event("SectionSubscribed", "e2"),
+    )
+    .await
+    .unwrap();
     bot.script([BotReply::Error {
         code: 401,
         description: "Unauthorized".into(),
         retry_after: None,
     }]);
-    notify_events::handle(&env.dispatcher, None, event("SectionSubscribed", "e3"))
-        .await
-        .unwrap();
+    notify_events::handle(
+        &env.dispatcher,
+        None,
+        notify_testkit::deadline(),
+        event("SectionSubscribed", "e3"),
+    )
+    .await
+    .unwrap();
     // Same stores, channels pointed at a closed port.
     let mut dispatcher = env.dispatcher.clone();
     let mut endpoints = dispatcher.settings.endpoints.clone();
     endpoints.telegram_api_base = "http://127.0.0.1:9".into();
     dispatcher.channels = notify_channels::ChannelRegistry::new(&endpoints).unwrap();
-    let retry = notify_events::handle(&dispatcher, None, event("SectionSubscribed", "e4")).await;
+    let retry = notify_events::handle(
+        &dispatcher,
+        None,
+        notify_testkit::deadline(),
+        event("SectionSubscribed", "e4"),
+    )
+    .await;
     assert!(retry.is_err(), "an unreachable provider asks for a retry");
     call(env.call("GET", "/deliveries", user, None).await);
 

@@ -6,6 +6,7 @@ use notify_aws::dead_letter::DeadLetters;
 use notify_domain::{EventEnvelope, InboundEvent};
 use notify_service::{DispatchError, Dispatcher};
 use serde_json::{json, Value};
+use std::time::Instant;
 use tracing::{error, info, warn};
 
 #[derive(Debug, thiserror::Error)]
@@ -28,22 +29,24 @@ enum Handled {
     Retry(String),
 }
 
-/// Entry point for both payload shapes.
+/// Entry point for both payload shapes. `deadline` is when the invocation must have finished
+/// (provider rate-limit waits are honoured only when they fit before it).
 pub async fn handle(
     dispatcher: &Dispatcher,
     dead_letters: Option<&dyn DeadLetters>,
+    deadline: Instant,
     payload: Value,
 ) -> Result<Value, EventsError> {
     if payload.get("Records").is_some() {
         let batch: SqsEvent = serde_json::from_value(payload)
             .map_err(|e| EventsError::Refused(format!("not an SQS event: {e}")))?;
-        let response = handle_sqs(dispatcher, dead_letters, batch).await;
+        let response = handle_sqs(dispatcher, dead_letters, deadline, batch).await;
         return Ok(
             serde_json::to_value(response).unwrap_or_else(|_| json!({"batchItemFailures": []}))
         );
     }
     let raw = payload.to_string();
-    match handle_one(dispatcher, &raw, payload).await {
+    match handle_one(dispatcher, &raw, payload, deadline).await {
         Handled::Done => Ok(json!({"status": "done"})),
         Handled::Refused(reason) => match dead_letters {
             Some(dlq) if dlq.park(&raw, &reason).await.is_ok() => {
@@ -59,6 +62,7 @@ pub async fn handle(
 pub async fn handle_sqs(
     dispatcher: &Dispatcher,
     dead_letters: Option<&dyn DeadLetters>,
+    deadline: Instant,
     batch: SqsEvent,
 ) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
@@ -66,7 +70,7 @@ pub async fn handle_sqs(
         let id = record.message_id.clone().unwrap_or_default();
         let body = record.body.unwrap_or_default();
         let handled = match serde_json::from_str::<Value>(&body) {
-            Ok(value) => handle_one(dispatcher, &body, value).await,
+            Ok(value) => handle_one(dispatcher, &body, value, deadline).await,
             Err(e) => Handled::Refused(format!("record body is not JSON: {e}")),
         };
         let failed = match handled {
@@ -92,7 +96,12 @@ pub async fn handle_sqs(
     response
 }
 
-async fn handle_one(dispatcher: &Dispatcher, raw: &str, value: Value) -> Handled {
+async fn handle_one(
+    dispatcher: &Dispatcher,
+    raw: &str,
+    value: Value,
+    deadline: Instant,
+) -> Handled {
     let envelope: EventEnvelope = match serde_json::from_value(value) {
         Ok(e) => e,
         Err(e) => return refuse(raw, format!("not an EventBridge event: {e}")),
@@ -111,7 +120,7 @@ async fn handle_one(dispatcher: &Dispatcher, raw: &str, value: Value) -> Handled
         }
         Err(e) => return refuse(raw, e.to_string()),
     };
-    match dispatcher.handle_event(&event).await {
+    match dispatcher.handle_event(&event, deadline).await {
         Ok(report) => {
             info!(event_id = %event.event_id, eventbridge_id = %eventbridge_id, event = %event.name,
                   sent = report.sent, failed = report.failed, duplicates = report.duplicates, "event handled");

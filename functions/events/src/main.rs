@@ -14,9 +14,20 @@ async fn main() -> Result<(), Error> {
     let dispatcher = notify_aws::wiring::dispatcher(settings, &aws)?;
     let (dispatcher, dead_letters) = (&dispatcher, dead_letters.as_deref());
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        notify_events::handle(dispatcher, dead_letters, event.payload)
-            .await
-            .map_err(Error::from)
+        notify_events::handle(
+            dispatcher,
+            dead_letters,
+            lambda_deadline(event.context.deadline),
+            event.payload,
+        )
+        .await
+        .map_err(Error::from)
     }))
     .await
+}
+
+/// Lambda's deadline (epoch milliseconds) as an `Instant`.
+fn lambda_deadline(deadline_ms: u64) -> std::time::Instant {
+    let now_ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
+    std::time::Instant::now() + std::time::Duration::from_millis(deadline_ms.saturating_sub(now_ms))
 }

@@ -46,6 +46,7 @@ pub fn dispatcher(
         deliveries: store.clone(),
         activity: store,
         secrets,
+        sleeper: Arc::new(notify_service::dispatch::TokioSleeper),
         channels,
         templates: Arc::new(templates),
         settings: Arc::new(settings),

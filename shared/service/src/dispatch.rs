@@ -24,6 +24,25 @@ use tracing::{info, warn};
 use crate::settings::Settings;
 use crate::templates::{DailySummaryData, RenderInput, Templates};
 
+/// The longest provider-requested wait honoured inside one invocation.
+const MAX_RATE_LIMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Waits; injectable so tests can check a wait without spending it.
+#[async_trait::async_trait]
+pub trait Sleeper: Send + Sync {
+    async fn sleep(&self, duration: std::time::Duration);
+}
+
+/// The real one.
+pub struct TokioSleeper;
+
+#[async_trait::async_trait]
+impl Sleeper for TokioSleeper {
+    async fn sleep(&self, duration: std::time::Duration) {
+        tokio::time::sleep(duration).await;
+    }
+}
+
 /// Deliveries of one event handled at once.
 const EVENT_CONCURRENCY: usize = 8;
 
@@ -75,6 +94,7 @@ pub struct Dispatcher {
     pub deliveries: Arc<dyn DeliveryLog>,
     pub activity: Arc<dyn ActivityLog>,
     pub secrets: Arc<dyn SecretStore>,
+    pub sleeper: Arc<dyn Sleeper>,
     pub channels: ChannelRegistry,
     pub templates: Arc<Templates>,
     pub settings: Arc<Settings>,
@@ -83,7 +103,11 @@ pub struct Dispatcher {
 impl Dispatcher {
     /// Sends the event to every recipient's enabled tasks for it. `Err(Retry)` when any
     /// delivery must be retried; the ones already done are not repeated on the retry.
-    pub async fn handle_event(&self, event: &SectionEvent) -> Result<EventReport, DispatchError> {
+    pub async fn handle_event(
+        &self,
+        event: &SectionEvent,
+        deadline: Instant,
+    ) -> Result<EventReport, DispatchError> {
         let mut jobs = Vec::new();
         let link = self.templates.section_link(
             &event.section.id,
@@ -130,6 +154,7 @@ impl Dispatcher {
                     cause,
                     rendered.map_err(|e| e.to_string()),
                     None,
+                    deadline,
                 )
                 .await
             })
@@ -210,7 +235,7 @@ impl Dispatcher {
                 attempts.push(None);
                 break;
             }
-            let (attempt, next) = self.fire_slot(&task, now).await;
+            let (attempt, next) = self.fire_slot(&task, now, deadline).await;
             let claimed = attempt != Attempt::Duplicate;
             attempts.push(Some(attempt));
             match next {
@@ -222,7 +247,12 @@ impl Dispatcher {
     }
 
     /// Fires the task's current slot; returns what happened and the slot after it.
-    async fn fire_slot(&self, task: &Task, now: DateTime<Utc>) -> (Attempt, Option<DateTime<Utc>>) {
+    async fn fire_slot(
+        &self,
+        task: &Task,
+        now: DateTime<Utc>,
+        deadline: Instant,
+    ) -> (Attempt, Option<DateTime<Utc>>) {
         let (Some(slot), Trigger::Schedule { cron, timezone }) = (task.next_fire_at, &task.trigger)
         else {
             return (Attempt::Duplicate, None);
@@ -276,7 +306,14 @@ impl Dispatcher {
             )
             .map_err(|e| e.to_string());
         let attempt = self
-            .deliver(task, &key, cause, rendered, Some((slot, next, stale)))
+            .deliver(
+                task,
+                &key,
+                cause,
+                rendered,
+                Some((slot, next, stale)),
+                deadline,
+            )
             .await;
         (attempt, next)
     }
@@ -345,6 +382,7 @@ impl Dispatcher {
         cause: DeliveryCause,
         rendered: Result<Message, String>,
         slot: Option<(DateTime<Utc>, Option<DateTime<Utc>>, bool)>,
+        deadline: Instant,
     ) -> Attempt {
         let pending = self.pending(task, cause, rendered.as_ref().ok());
         let lease_until = Utc::now() + self.settings.lease;
@@ -376,7 +414,7 @@ impl Dispatcher {
                 Some("render_failed".into()),
                 reason.clone(),
             )),
-            (Ok(message), _) => Some(self.send(task, message).await),
+            (Ok(message), _) => Some(self.send_within(task, message, deadline).await),
         };
         delivery.attempts += 1;
         delivery.updated_at = Utc::now();
@@ -390,6 +428,7 @@ impl Dispatcher {
             }
             Some(Outcome::Delivered {
                 provider_message_id,
+                ..
             }) => {
                 delivery.status = DeliveryStatus::Sent;
                 delivery.provider_message_id = provider_message_id.clone();
@@ -441,6 +480,29 @@ impl Dispatcher {
             warn!(delivery_id = %delivery.id, error = %err, "could not record delivery outcome");
         }
         attempt
+    }
+
+    /// Sends, and when the provider names a rate-limit wait that fits before `deadline`, waits
+    /// it out and sends once more; otherwise the retryable outcome goes back to the caller.
+    pub async fn send_within(&self, task: &Task, message: &Message, deadline: Instant) -> Outcome {
+        let outcome = self.send(task, message).await;
+        let Outcome::Retryable {
+            retry_after_secs: Some(wait),
+            ..
+        } = &outcome
+        else {
+            return outcome;
+        };
+        let wait = std::time::Duration::from_secs(*wait);
+        // Room for the wait, the second request, and recording the result.
+        let needed = wait + self.settings.endpoints.timeout + std::time::Duration::from_secs(2);
+        if wait > MAX_RATE_LIMIT_WAIT || deadline.saturating_duration_since(Instant::now()) < needed
+        {
+            return outcome;
+        }
+        info!(task_id = %task.id, wait_secs = wait.as_secs(), "provider asked to wait; waiting before one more try");
+        self.sleeper.sleep(wait).await;
+        self.send(task, message).await
     }
 
     /// Resolves the task's source and target with their secrets and sends the message.
