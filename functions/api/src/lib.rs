@@ -6,6 +6,7 @@ pub mod error;
 pub mod extract;
 pub mod resources;
 pub mod tasks;
+pub mod test_send;
 
 use axum::extract::State;
 use axum::routing::get;
@@ -47,6 +48,7 @@ pub fn router(state: AppState) -> Router {
                 .patch(resources::patch_target)
                 .delete(resources::delete_target),
         )
+        .route("/targets/{id}/test", post(test_send::test_target))
         .route("/tasks", post(tasks::create_task).get(tasks::list_tasks))
         .route(
             "/tasks/{id}",

@@ -467,8 +467,8 @@ impl Dispatcher {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "notification attempt"
         );
-        if let Some(Outcome::DeadTarget { message, .. }) = &outcome {
-            self.disable_target(task, message).await;
+        if let Some(outcome) = &outcome {
+            self.apply_to_target(task, outcome).await;
         }
         if let Err(err) = self
             .deliveries
@@ -594,6 +594,13 @@ impl Dispatcher {
     }
 
     /// A provider said the target is gone: stop sending to it until the user fixes it.
+    /// What a send says about the target: a dead target is disabled.
+    pub async fn apply_to_target(&self, task: &Task, outcome: &Outcome) {
+        if let Outcome::DeadTarget { message, .. } = outcome {
+            self.disable_target(task, message).await;
+        }
+    }
+
     async fn disable_target(&self, task: &Task, reason: &str) {
         let Ok(Some(mut target)) = self.config.get_target(&task.user_id, &task.target_id).await
         else {
