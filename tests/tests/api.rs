@@ -568,3 +568,40 @@ async fn scheduled_tasks_show_upcoming_fire_times_and_catalog_describes_kinds() 
 fn chrono_tz_shanghai() -> chrono::FixedOffset {
     chrono::FixedOffset::east_opt(8 * 3600).unwrap()
 }
+
+/// A P-256 key generated with openssl for tests only (PKCS #8, like Apple's .p8 files).
+const TEST_P8_BODY: &str = "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgsnXy+XSv4W6Utz5O\nKnRks0xYujQnF2hZa78PyhtqAA2hRANCAATC37eRiFr6D/i4FEHkSGLcob38U+Fj\nJ1xjH6ZD3JVx9UvYmBcdr2LTXa3wfMC/ulKxo1/HP8UeiM1s/fe3dGkL";
+
+#[tokio::test]
+async fn an_apns_key_is_checked_when_the_source_is_saved() {
+    let env = TestEnv::start().await;
+    let source = |key: &str| {
+        json!({"name": "iOS app", "kind": "apns_sandbox", "config": {
+        "team_id": "ABCDE12345", "key_id": "KEY9876543", "apns_topic": "com.example.notify", "private_key": key}})
+    };
+    let armoured =
+        format!("-----BEGIN PRIVATE KEY-----\n{TEST_P8_BODY}\n-----END PRIVATE KEY-----\n");
+    let pasted_flat = TEST_P8_BODY.replace('\n', "");
+    for key in [armoured.as_str(), pasted_flat.as_str()] {
+        let reply = env
+            .call("POST", "/sources", Some("ios-dev"), Some(source(key)))
+            .await;
+        assert_eq!(reply.status, 201, "{}", reply.raw);
+        assert_eq!(reply.body["secrets"]["private_key"]["set"], true);
+        assert!(!reply.raw.contains("MIGHAgEA"));
+    }
+    let broken = env
+        .call(
+            "POST",
+            "/sources",
+            Some("ios-dev"),
+            Some(source("MIGHAgEAnot-a-key")),
+        )
+        .await;
+    assert_problem(&broken, 422, Some("config.private_key"));
+    assert!(
+        !broken.raw.contains("MIGHAgEAnot-a-key"),
+        "the error must not echo the key: {}",
+        broken.raw
+    );
+}

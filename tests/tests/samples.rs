@@ -16,7 +16,8 @@ fn each_sample_section_event_parses() {
         ("removed-from-section.json", "RemovedFromSection", 1),
     ] {
         let envelope: EventEnvelope = serde_json::from_value(load(file)).unwrap();
-        let parsed = SectionEvent::from_envelope(envelope).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let parsed =
+            SectionEvent::from_envelope(envelope).unwrap_or_else(|e| panic!("{file}: {e}"));
         assert_eq!(parsed.name.as_str(), event, "{file}");
         assert_eq!(parsed.recipients.len(), recipients, "{file}");
     }
@@ -25,7 +26,12 @@ fn each_sample_section_event_parses() {
 #[test]
 fn the_sqs_sample_has_one_good_and_one_malformed_record() {
     let batch = load("sqs-batch.json");
-    let bodies: Vec<&str> = batch["Records"].as_array().unwrap().iter().map(|r| r["body"].as_str().unwrap()).collect();
+    let bodies: Vec<&str> = batch["Records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["body"].as_str().unwrap())
+        .collect();
     let results: Vec<bool> = bodies
         .iter()
         .map(|b| {

@@ -53,16 +53,26 @@ async fn records(env: &TestEnv, user: &str) -> Vec<Value> {
 async fn overlapping_ticks_fire_each_due_slot_once() {
     let sink = SmtpSink::start();
     let env = TestEnv::start().await;
-    let mut slot = None;
+    // Hourly, so the three tasks share their first slot (unless the test straddles an hour).
+    let mut slots = Vec::new();
     for user in ["s-ann", "s-ben", "s-cai"] {
-        let (_, next) = scheduled_task(&env, &sink, user, "* * * * *").await;
-        slot = Some(next);
+        slots.push(scheduled_task(&env, &sink, user, "0 * * * *").await.1);
     }
-    let slot = slot.unwrap();
+    slots.dedup();
+    assert_eq!(
+        slots.len(),
+        1,
+        "the tasks were created across an hour boundary; run again"
+    );
+    let slot = slots[0];
 
-    // Saving never fires: the slot is strictly in the future, so a tick now finds nothing.
-    let now_report = env.dispatcher.tick(Utc::now(), deadline()).await.unwrap();
-    assert_eq!(now_report.sent, 0);
+    // Saving never fires: just before the first slot there is nothing due.
+    let before = env
+        .dispatcher
+        .tick(slot - chrono::Duration::seconds(1), deadline())
+        .await
+        .unwrap();
+    assert_eq!((before.due, before.sent), (0, 0), "{before:?}");
 
     let at = slot + chrono::Duration::seconds(5);
     let (a, b) = tokio::join!(
@@ -90,11 +100,11 @@ async fn overlapping_ticks_fire_each_due_slot_once() {
         );
         assert_eq!(r[0]["cause"]["slot"], json!(slot));
     }
-    // The task moved on to the following minute.
+    // The task moved on to the following hour.
     let tasks = env.call("GET", "/tasks", Some("s-ann"), None).await;
     let next: DateTime<Utc> =
         serde_json::from_value(tasks.body["items"][0]["next_fire_at"].clone()).unwrap();
-    assert_eq!(next, slot + chrono::Duration::minutes(1));
+    assert_eq!(next, slot + chrono::Duration::hours(1));
 }
 
 #[tokio::test]
@@ -164,4 +174,247 @@ async fn disabling_a_task_stops_it_and_reenabling_never_fires_a_past_slot() {
         next > Utc::now(),
         "re-enabling schedules from now, not from the past"
     );
+}
+
+#[tokio::test]
+async fn a_tick_reads_the_due_tasks_not_all_tasks() {
+    use futures::StreamExt;
+    use notify_domain::{ConfigStore, Content, Task, TemplateId, Trigger};
+    let env = TestEnv::start().await;
+    let store = notify_aws::DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&env.aws),
+        env.table.clone(),
+        chrono::Duration::days(1),
+    );
+    let now = Utc::now();
+    let task = |i: usize| {
+        let due = i < 100;
+        Task {
+            id: format!("bulk-{i:05}"),
+            user_id: format!("bulk-user-{}", i % 50),
+            title: "bulk".into(),
+            enabled: true,
+            source_id: "s".into(),
+            target_id: "t".into(),
+            kind: notify_domain::ChannelKind::Email,
+            trigger: Trigger::Schedule {
+                cron: "0 9 * * *".into(),
+                timezone: "UTC".into(),
+                jitter_minutes: 0,
+            },
+            content: Content::Template {
+                template: TemplateId::DailySummary,
+            },
+            language: Default::default(),
+            next_fire_at: Some(if due {
+                now - chrono::Duration::seconds(30)
+            } else {
+                now + chrono::Duration::hours(20)
+            }),
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        }
+    };
+    // Stored with BatchWriteItem (25 per request), with the same key and index attributes
+    // the store writes for an enabled scheduled task.
+    let dynamo = aws_sdk_dynamodb::Client::new(&env.aws);
+    let batches: Vec<Vec<aws_sdk_dynamodb::types::WriteRequest>> = (0..10_000)
+        .map(|i| {
+            let t = task(i);
+            let mut item: std::collections::HashMap<
+                String,
+                aws_sdk_dynamodb::types::AttributeValue,
+            > = serde_dynamo::to_item(&t).unwrap();
+            let s = aws_sdk_dynamodb::types::AttributeValue::S;
+            item.insert("pk".into(), s(notify_aws::schema::user_pk(&t.user_id)));
+            item.insert("sk".into(), s(format!("TASK#{}", t.id)));
+            item.insert(
+                "due_shard".into(),
+                s(notify_aws::schema::due_shard_for(&t.id)),
+            );
+            item.insert(
+                "due_at".into(),
+                aws_sdk_dynamodb::types::AttributeValue::N(
+                    t.next_fire_at.unwrap().timestamp().to_string(),
+                ),
+            );
+            aws_sdk_dynamodb::types::WriteRequest::builder()
+                .put_request(
+                    aws_sdk_dynamodb::types::PutRequest::builder()
+                        .set_item(Some(item))
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+        })
+        .collect::<Vec<_>>()
+        .chunks(25)
+        .map(|c| c.to_vec())
+        .collect();
+    futures::stream::iter(batches)
+        .map(|batch| {
+            let dynamo = dynamo.clone();
+            let table = env.table.clone();
+            async move {
+                let out = dynamo
+                    .batch_write_item()
+                    .request_items(table, batch)
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(out.unprocessed_items.is_none_or(|u| u.is_empty()));
+            }
+        })
+        .buffer_unordered(8)
+        .collect::<Vec<()>>()
+        .await;
+
+    let due = store.due_tasks(now, 500).await.unwrap();
+    assert_eq!(due.len(), 100);
+    assert!(due.iter().all(|t| t.id.as_str() < "bulk-00100"));
+    let (queries, items) = store.due_reads().snapshot();
+    // One query per index shard; DynamoDB read exactly the 100 due items of 10 000 stored.
+    assert_eq!(
+        (queries, items),
+        (notify_aws::schema::DUE_SHARDS as u64, 100)
+    );
+}
+
+#[tokio::test]
+async fn jitter_spreads_a_minute_over_the_window_with_a_stable_offset_per_task() {
+    let sink = SmtpSink::start();
+    let env = TestEnv::start().await;
+    let user = "s-jit";
+    let source = env.call("POST", "/sources", Some(user), Some(json!({"name": "SMTP", "kind": "email",
+        "config": {"host": "127.0.0.1", "port": sink.port, "username": "n@example.test", "password": "pw", "tls": "none"}}))).await.body["id"].clone();
+    let target = env
+        .call(
+            "POST",
+            "/targets",
+            Some(user),
+            Some(json!({"name": "Me", "kind": "email", "config": {"email": "j@example.test"}})),
+        )
+        .await
+        .body["id"]
+        .clone();
+    let too_much = env.call("POST", "/tasks", Some(user), Some(json!({"title": "x", "source_id": source, "target_id": target,
+        "trigger": {"type": "schedule", "cron": "0 9 * * *", "jitter_minutes": 6}, "content": {"type": "template", "template": "daily_summary"}}))).await;
+    assert_eq!(
+        (too_much.status.as_u16(), too_much.body["field"].as_str()),
+        (422, Some("trigger.jitter_minutes"))
+    );
+
+    let mut offsets = std::collections::BTreeSet::new();
+    let dynamo = aws_sdk_dynamodb::Client::new(&env.aws);
+    for _ in 0..40 {
+        let task = env.call("POST", "/tasks", Some(user), Some(json!({"title": "x", "source_id": source, "target_id": target,
+            "trigger": {"type": "schedule", "cron": "0 9 * * *", "jitter_minutes": 5}, "content": {"type": "template", "template": "daily_summary"}}))).await;
+        assert_eq!(task.status, 201, "{}", task.raw);
+        let slot: DateTime<Utc> =
+            serde_json::from_value(task.body["next_fire_at"].clone()).unwrap();
+        let item = dynamo
+            .get_item()
+            .table_name(&env.table)
+            .key(
+                "pk",
+                aws_sdk_dynamodb::types::AttributeValue::S(format!("USER#{user}")),
+            )
+            .key(
+                "sk",
+                aws_sdk_dynamodb::types::AttributeValue::S(format!(
+                    "TASK#{}",
+                    task.body["id"].as_str().unwrap()
+                )),
+            )
+            .send()
+            .await
+            .unwrap()
+            .item
+            .unwrap();
+        let due_at: i64 = item["due_at"].as_n().unwrap().parse().unwrap();
+        let offset = due_at - slot.timestamp();
+        assert!(
+            (0..300).contains(&offset),
+            "offset {offset} outside the 5-minute window"
+        );
+        offsets.insert(offset);
+    }
+    assert!(
+        offsets.len() >= 30,
+        "40 tasks got only {} distinct offsets",
+        offsets.len()
+    );
+}
+
+#[tokio::test]
+async fn the_daily_summary_reports_the_users_day_and_leads_with_the_published_text() {
+    let sink = SmtpSink::start();
+    let env = TestEnv::start().await;
+    let user = "s-sum";
+    let (_, slot) = scheduled_task(&env, &sink, user, "0 9 * * *").await;
+    let event = |id: &str, name: &str, title: &str, at: DateTime<Utc>| {
+        let mut detail = json!({"section": {"id": format!("sec-{title}"), "title": title}, "actor": {"id": "u-ann", "name": "Ann"},
+                                "recipients": [{"user_id": user, "role": "creator"}]});
+        if name == "SectionCommented" {
+            detail["comment"] = json!({"id": "c1", "text": "hi"});
+        }
+        json!({"id": id, "detail-type": name, "time": at, "detail": detail})
+    };
+    // Two inside the 24 hours before the slot, one older (not counted).
+    for (id, name, title, hours_before) in [
+        ("a1", "SectionCommented", "Rust", 2),
+        ("a2", "SectionUpdated", "Go", 5),
+        ("a3", "SectionUpdated", "Old", 30),
+    ] {
+        let at = slot - chrono::Duration::hours(hours_before);
+        notify_events::handle(
+            &env.dispatcher,
+            None,
+            notify_testkit::deadline(),
+            event(id, name, title, at),
+        )
+        .await
+        .unwrap();
+    }
+    let published = json!({"id": "p1", "detail-type": "DailySummaryPublished",
+        "detail": {"user_id": user, "date": slot.format("%Y-%m-%d").to_string(), "summary": "You saved 4 documents today."}});
+    notify_events::handle(&env.dispatcher, None, notify_testkit::deadline(), published)
+        .await
+        .unwrap();
+
+    let report = env
+        .dispatcher
+        .tick(slot + chrono::Duration::seconds(3), deadline())
+        .await
+        .unwrap();
+    assert_eq!(report.sent, 1, "{report:?}");
+    let raw = sink.next_message(Duration::from_secs(10));
+    let mail = mailparse::parse_mail(raw.as_bytes()).unwrap();
+    // E-mail lines end in CRLF on the wire.
+    let text = mail
+        .subparts
+        .iter()
+        .find(|p| p.ctype.mimetype == "text/plain")
+        .unwrap()
+        .get_body()
+        .unwrap()
+        .replace("\r\n", "\n");
+    let at = |h: i64| {
+        (slot - chrono::Duration::hours(h))
+            .format("%H:%M")
+            .to_string()
+    };
+    let expected = format!(
+        "You saved 4 documents today.\n\nIn the last 24 hours: 1 comment, 1 update.\n\n• Go: 1 notification\n• Rust: 1 notification\n\nLatest:\n\
+         • {} Ann commented on “Rust” — https://app.example.test/section/detail/sec-Rust?comment_id=c1\n\
+         • {} Ann updated “Go” — https://app.example.test/section/detail/sec-Go",
+        at(2),
+        at(5)
+    );
+    assert!(
+        text.contains(&expected),
+        "expected:\n{expected:?}\n\ngot:\n{text:?}"
+    );
+    assert!(!text.contains("Old"));
 }

@@ -146,3 +146,57 @@ async fn test_send_delivers_and_reports_provider_failures() {
         .await;
     assert_eq!(foreign.status, 404);
 }
+
+#[tokio::test]
+async fn a_group_upgraded_to_a_supergroup_is_followed_and_the_target_updated() {
+    const TOKEN: &str = "6000002:migrate-token";
+    let bot = FakeTelegram::start(TOKEN).await;
+    let base = bot.base_url.clone();
+    let env = TestEnv::start_with(|s| s.endpoints.telegram_api_base = base).await;
+    let user = Some("mig-user");
+    let source = env
+        .call(
+            "POST",
+            "/sources",
+            user,
+            Some(json!({"name": "Bot", "kind": "telegram", "config": {"bot_token": TOKEN}})),
+        )
+        .await
+        .body["id"]
+        .clone();
+    let chat = env
+        .call(
+            "POST",
+            "/targets",
+            user,
+            Some(json!({"name": "Group", "kind": "telegram", "config": {"chat_id": "-4012345"}})),
+        )
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    bot.script([BotReply::Migrated {
+        to_chat_id: -1009876543210,
+    }]);
+    let reply = env
+        .call(
+            "POST",
+            &format!("/targets/{chat}/test"),
+            user,
+            Some(json!({"source_id": source})),
+        )
+        .await;
+    assert_eq!(reply.body["outcome"], "delivered", "{}", reply.raw);
+    let chats: Vec<String> = bot
+        .requests()
+        .iter()
+        .map(|r| r["chat_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(chats, ["-4012345", "-1009876543210"]);
+    let target = env
+        .call("GET", &format!("/targets/{chat}"), user, None)
+        .await;
+    assert_eq!(target.body["config"]["chat_id"], "-1009876543210");
+    assert_eq!(target.body["version"], 2);
+}

@@ -147,6 +147,13 @@ fn draft(
             None
         }
     };
+    if let (Some(split), Role::Source) = (&split, role) {
+        let channel = state.dispatcher.channels.get(spec.kind);
+        if let Some(Err((field, problem))) = channel.map(|c| c.check_source_secrets(&split.secrets))
+        {
+            problems.push(format!("config.{field}"), problem);
+        }
+    }
     problems.into_result()?;
     let split = split.expect("no problems means the config validated");
     let mut secret_fields: BTreeSet<String> = existing_secrets.clone();

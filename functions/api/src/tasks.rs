@@ -3,6 +3,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
+use notify_domain::model::MAX_JITTER_MINUTES;
 use notify_domain::schedule::{Schedule, ScheduleError};
 use notify_domain::validate::{check_link, check_text, Problems};
 use notify_domain::{
@@ -59,7 +60,7 @@ pub struct TaskView {
 
 fn task_view(task: Task) -> TaskView {
     let upcoming = match (&task.trigger, task.enabled) {
-        (Trigger::Schedule { cron, timezone }, true) => Schedule::parse(cron, timezone)
+        (Trigger::Schedule { cron, timezone, .. }, true) => Schedule::parse(cron, timezone)
             .map(|s| s.upcoming(Utc::now(), UPCOMING))
             .unwrap_or_default(),
         _ => Vec::new(),
@@ -77,7 +78,18 @@ fn validate(
     check_text(&mut problems, "title", title, 200, false);
     let schedule = match trigger {
         Trigger::Event { .. } => None,
-        Trigger::Schedule { cron, timezone } => match Schedule::parse(cron, timezone) {
+        Trigger::Schedule {
+            cron,
+            timezone,
+            jitter_minutes,
+        } => match Schedule::parse(cron, timezone) {
+            Ok(_) if *jitter_minutes > MAX_JITTER_MINUTES => {
+                problems.push(
+                    "trigger.jitter_minutes",
+                    format!("must be from 0 to {MAX_JITTER_MINUTES} minutes"),
+                );
+                None
+            }
             Ok(s) => Some(s),
             Err(e @ ScheduleError::Timezone(_)) => {
                 problems.push("trigger.timezone", e.to_string());

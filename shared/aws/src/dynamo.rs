@@ -1,5 +1,7 @@
 //! DynamoDB adapter for [`ConfigStore`] and [`DeliveryLog`].
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
@@ -35,6 +37,23 @@ pub struct DynamoStore {
     client: Client,
     table: String,
     delivery_retention: Duration,
+    due_reads: Arc<ReadMeter>,
+}
+
+/// Counts what the scheduler's due-task lookups cost: queries sent and items DynamoDB read.
+#[derive(Debug, Default)]
+pub struct ReadMeter {
+    pub queries: AtomicU64,
+    pub items: AtomicU64,
+}
+
+impl ReadMeter {
+    pub fn snapshot(&self) -> (u64, u64) {
+        (
+            self.queries.load(Ordering::Relaxed),
+            self.items.load(Ordering::Relaxed),
+        )
+    }
 }
 
 impl DynamoStore {
@@ -43,7 +62,13 @@ impl DynamoStore {
             client,
             table: table.into(),
             delivery_retention,
+            due_reads: Arc::default(),
         }
+    }
+
+    /// Queries and items read by [`ConfigStore::due_tasks`] since this store was built.
+    pub fn due_reads(&self) -> &ReadMeter {
+        &self.due_reads
     }
 
     pub fn client(&self) -> &Client {
@@ -105,7 +130,7 @@ impl Resource for Task {
             }
             (Trigger::Schedule { .. }, Some(next)) => {
                 item.insert(DUE_SHARD.into(), s(due_shard_for(&self.id)));
-                item.insert(DUE_AT.into(), n(next.timestamp()));
+                item.insert(DUE_AT.into(), n(self.due_time(next).timestamp()));
             }
             (Trigger::Schedule { .. }, None) => {}
         }
@@ -477,11 +502,15 @@ impl ConfigStore for DynamoStore {
                 .send()
                 .await
                 .map_err(unavailable)?;
+            self.due_reads.queries.fetch_add(1, Ordering::Relaxed);
+            self.due_reads
+                .items
+                .fetch_add(out.scanned_count.max(0) as u64, Ordering::Relaxed);
             for item in out.items.unwrap_or_default() {
                 due.push(from_item::<Task>(item)?);
             }
         }
-        due.sort_by_key(|t| t.next_fire_at);
+        due.sort_by_key(|t| t.next_fire_at.map(|slot| t.due_time(slot)));
         due.truncate(limit);
         Ok(due)
     }
@@ -534,12 +563,12 @@ impl DeliveryLog for DynamoStore {
             .key(SK, s(format!("TASK#{}", task.id)))
             .condition_expression("#due = :slot AND enabled = :true")
             .expression_attribute_names("#due", DUE_AT)
-            .expression_attribute_values(":slot", n(slot.timestamp()))
+            .expression_attribute_values(":slot", n(task.due_time(slot).timestamp()))
             .expression_attribute_values(":true", AttributeValue::Bool(true));
         let update = match next {
             Some(next) => update
                 .update_expression("SET #due = :next, next_fire_at = :next_text")
-                .expression_attribute_values(":next", n(next.timestamp()))
+                .expression_attribute_values(":next", n(task.due_time(next).timestamp()))
                 .expression_attribute_values(
                     ":next_text",
                     s(next.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),

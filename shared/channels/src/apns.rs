@@ -23,12 +23,14 @@ use async_trait::async_trait;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use notify_domain::{ChannelKind, FieldFormat, FieldSpec, KindSpec, Message};
+use notify_domain::{ChannelKind, FieldFormat, FieldSpec, KindSpec, Message, SecretBundle};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+use crate::http::network_outcome;
 use crate::sign::{system_clock, Clock};
+use crate::text::excerpt;
 use crate::{config_str, Channel, Endpoints, Outcome, SendRequest};
 
 const SOURCE_FIELDS: &[FieldSpec] = &[
@@ -196,6 +198,15 @@ impl ApnsChannel {
 
 #[async_trait]
 impl Channel for ApnsChannel {
+    fn check_source_secrets(&self, secrets: &SecretBundle) -> Result<(), (&'static str, String)> {
+        match secrets.get("private_key") {
+            Some(key) => {
+                validate_private_key(key.expose()).map_err(|problem| ("private_key", problem))
+            }
+            None => Ok(()),
+        }
+    }
+
     fn spec(&self) -> &'static KindSpec {
         self.spec
     }
@@ -265,9 +276,7 @@ impl Channel for ApnsChannel {
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_string)
                     .unwrap_or(apns_id);
-                return Outcome::Delivered {
-                    provider_message_id: Some(id),
-                };
+                return Outcome::delivered(Some(id));
             }
             let body = response.bytes().await.unwrap_or_default();
             let reason = serde_json::from_slice::<ErrorReply>(&body)
@@ -294,7 +303,14 @@ impl Channel for ApnsChannel {
 /// The outcome of a non-200 answer; the `reason` from the JSON body is the code.
 fn interpret_error(status: u16, reason: Option<String>, body: &[u8]) -> Outcome {
     let code = reason.clone().unwrap_or_else(|| status.to_string());
-    let reason_text = reason.unwrap_or_else(|| excerpt(body));
+    let reason_text = reason.unwrap_or_else(|| {
+        let text = excerpt(body);
+        if text.trim().is_empty() {
+            "no reason given".into()
+        } else {
+            text
+        }
+    });
     let message = |hint: &str| {
         if hint.is_empty() {
             format!("APNs answered HTTP {status}: {reason_text}")
@@ -457,43 +473,6 @@ fn fit_text(text: &str, fits: impl Fn(&str) -> bool) -> String {
         }
     }
     candidate(lo)
-}
-
-fn network_outcome(context: &str, error: reqwest::Error) -> Outcome {
-    let error = error.without_url();
-    let code = if error.is_timeout() {
-        "timeout"
-    } else if error.is_connect() {
-        "connect_failed"
-    } else {
-        "network_error"
-    };
-    let mut message = format!("{context}: {error}");
-    let mut source = std::error::Error::source(&error);
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    Outcome::retryable(Some(code.into()), message)
-}
-
-/// At most 200 characters of a reply body, one line, for error messages.
-fn excerpt(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let mut out: String = text
-        .chars()
-        .take(200)
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if text.chars().count() > 200 {
-        out.push('…');
-    }
-    if out.trim().is_empty() {
-        "no reason given".into()
-    } else {
-        out
-    }
 }
 
 #[cfg(test)]

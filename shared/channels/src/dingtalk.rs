@@ -12,7 +12,9 @@ use notify_domain::{ChannelKind, FieldFormat, FieldSpec, KindSpec, Message};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::http::network_outcome;
 use crate::sign::{dingtalk_signed_url, system_clock, Clock};
+use crate::text::excerpt;
 use crate::{config_str, Channel, Outcome, SendRequest};
 
 pub static SPEC: KindSpec = KindSpec {
@@ -114,7 +116,8 @@ impl Channel for DingtalkChannel {
                 }
             }
         };
-        scrub(outcome, &hidden)
+        // Defence in depth: the access token and the signing secret should never get there.
+        outcome.scrub(&hidden)
     }
 }
 
@@ -266,9 +269,7 @@ fn interpret_reply(status: u16, body: &[u8]) -> Outcome {
         };
     };
     if errcode == 0 && status == 200 {
-        return Outcome::Delivered {
-            provider_message_id: None,
-        };
+        return Outcome::delivered(None);
     }
     let code = Some(errcode.to_string());
     let message = if errmsg.is_empty() {
@@ -293,70 +294,6 @@ fn interpret_reply(status: u16, body: &[u8]) -> Outcome {
             ),
         ),
         _ => Outcome::permanent(code, message),
-    }
-}
-
-fn network_outcome(context: &str, error: reqwest::Error) -> Outcome {
-    let error = error.without_url();
-    let code = if error.is_timeout() {
-        "timeout"
-    } else if error.is_connect() {
-        "connect_failed"
-    } else {
-        "network_error"
-    };
-    let mut message = format!("{context}: {error}");
-    let mut source = std::error::Error::source(&error);
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    Outcome::retryable(Some(code.into()), message)
-}
-
-/// At most 200 characters of a reply body, one line, for error messages.
-fn excerpt(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let mut out: String = text
-        .chars()
-        .take(200)
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if text.chars().count() > 200 {
-        out.push('…');
-    }
-    out
-}
-
-/// Replaces every `hidden` value in the outcome's message (defence in depth: the access token and
-/// the signing secret should never get there).
-fn scrub(outcome: Outcome, hidden: &[&str]) -> Outcome {
-    let clean = |mut m: String| {
-        for value in hidden.iter().filter(|v| !v.is_empty()) {
-            m = m.replace(value, "<redacted>");
-        }
-        m
-    };
-    match outcome {
-        Outcome::Retryable {
-            code,
-            message,
-            retry_after_secs,
-        } => Outcome::Retryable {
-            code,
-            message: clean(message),
-            retry_after_secs,
-        },
-        Outcome::Permanent { code, message } => Outcome::Permanent {
-            code,
-            message: clean(message),
-        },
-        Outcome::DeadTarget { code, message } => Outcome::DeadTarget {
-            code,
-            message: clean(message),
-        },
-        delivered @ Outcome::Delivered { .. } => delivered,
     }
 }
 

@@ -3,7 +3,8 @@
 //!
 //! A transport is built per send (a send is one source/target pair, so there is nothing to pool
 //! across sends yet); what can be built once is: the EHLO name at construction, and the TLS
-//! parameters (a rustls config with the web PKI roots) once per SMTP host.
+//! parameters (a rustls config with the web PKI roots, plus
+//! [`Endpoints::extra_root_certificates`]) once per SMTP host.
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -11,7 +12,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::transport::smtp::PoolConfig;
 use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
@@ -75,6 +76,9 @@ const EXCHANGE_TIMEOUTS: u32 = 3;
 /// TLS parameters cached per host; past this many hosts the cache starts over.
 const TLS_CACHE_LIMIT: usize = 64;
 
+/// What every PEM certificate contains.
+const CERTIFICATE_PEM_LABEL: &[u8] = b"-----BEGIN CERTIFICATE-----";
+
 pub struct EmailChannel {
     endpoints: Endpoints,
     hello_name: ClientId,
@@ -90,7 +94,9 @@ impl EmailChannel {
         }
     }
 
-    fn tls_parameters(&self, host: &str) -> Result<TlsParameters, lettre::transport::smtp::Error> {
+    /// The TLS parameters for `host`: the web PKI roots plus the deployment's extra roots.
+    /// Errors say what is wrong without echoing certificate bytes.
+    fn tls_parameters(&self, host: &str) -> Result<TlsParameters, String> {
         let mut cache = self
             .tls_by_host
             .lock()
@@ -98,7 +104,25 @@ impl EmailChannel {
         if let Some(params) = cache.get(host) {
             return Ok(params.clone());
         }
-        let params = TlsParameters::new(host.to_string())?;
+        let mut builder = TlsParameters::builder(host.to_string());
+        for (index, pem) in self.endpoints.extra_root_certificates.iter().enumerate() {
+            // lettre's rustls backend accepts a PEM without any certificate (and trusts nothing
+            // more); say so instead.
+            let has_certificate = pem
+                .windows(CERTIFICATE_PEM_LABEL.len())
+                .any(|w| w == CERTIFICATE_PEM_LABEL);
+            let certificate = Certificate::from_pem(pem)
+                .ok()
+                .filter(|_| has_certificate)
+                .ok_or_else(|| {
+                    format!(
+                        "extra root certificate #{} is not a PEM certificate",
+                        index + 1
+                    )
+                })?;
+            builder = builder.add_root_certificate(certificate);
+        }
+        let params = builder.build().map_err(|e| e.to_string())?;
         if cache.len() >= TLS_CACHE_LIMIT {
             cache.clear();
         }
@@ -142,18 +166,11 @@ impl<'a> Smtp<'a> {
                     Outcome::bad_config("the SMTP port must be a number from 1 to 65535")
                 })?,
         };
-        let security =
-            match config_str(config, "tls").unwrap_or("auto") {
-                "auto" if port == 465 => Security::Implicit,
-                "auto" | "starttls" => Security::StartTls,
-                "implicit" => Security::Implicit,
-                "none" if endpoints.allow_plaintext_smtp => Security::Plain,
-                "none" => return Err(Outcome::bad_config(
-                    "tls 'none' (plaintext SMTP) is only allowed for local test servers, and this \
-                     deployment does not allow it; use auto, implicit or starttls",
-                )),
-                other => return Err(Outcome::bad_config(format!("unknown tls mode '{other}'"))),
-            };
+        let security = security(
+            config_str(config, "tls").unwrap_or("auto"),
+            port,
+            endpoints.allow_plaintext_smtp,
+        )?;
         let username = config_str(config, "username")
             .ok_or_else(|| Outcome::bad_config("the source has no SMTP username"))?;
         let password = request
@@ -168,6 +185,23 @@ impl<'a> Smtp<'a> {
             username,
             password,
         })
+    }
+}
+
+/// The connection security for a source's `tls` mode on `port`. `auto` is implicit TLS on port
+/// 465 and STARTTLS (required) on every other port; `none` only where the deployment allows
+/// plaintext SMTP.
+fn security(mode: &str, port: u16, allow_plaintext: bool) -> Result<Security, Outcome> {
+    match mode {
+        "auto" if port == 465 => Ok(Security::Implicit),
+        "auto" | "starttls" => Ok(Security::StartTls),
+        "implicit" => Ok(Security::Implicit),
+        "none" if allow_plaintext => Ok(Security::Plain),
+        "none" => Err(Outcome::bad_config(
+            "tls 'none' (plaintext SMTP) is only allowed for local test servers, and this \
+             deployment does not allow it; use auto, implicit or starttls",
+        )),
+        other => Err(Outcome::bad_config(format!("unknown tls mode '{other}'"))),
     }
 }
 
@@ -197,10 +231,10 @@ impl Channel for EmailChannel {
             Security::Implicit | Security::StartTls => match self.tls_parameters(smtp.host) {
                 Ok(params) if smtp.security == Security::Implicit => Tls::Wrapper(params),
                 Ok(params) => Tls::Required(params),
-                Err(e) => {
+                Err(problem) => {
                     return Outcome::permanent(
                         Some("tls_error".into()),
-                        format!("cannot set up TLS for {}: {e}", smtp.host),
+                        format!("cannot set up TLS for {}: {problem}", smtp.host),
                     )
                 }
             },
@@ -220,21 +254,28 @@ impl Channel for EmailChannel {
         let deadline = self.endpoints.timeout.saturating_mul(EXCHANGE_TIMEOUTS);
         let result = tokio::time::timeout(deadline, transport.send(email)).await;
         let outcome = match result {
-            Ok(Ok(_response)) => Outcome::Delivered {
-                provider_message_id: Some(message_id),
-            },
+            Ok(Ok(_response)) => Outcome::delivered(Some(message_id)),
             Ok(Err(error)) => classify(&error, &smtp),
             Err(_elapsed) => Outcome::retryable(
                 Some("timeout".into()),
                 format!(
-                    "the SMTP exchange with {}:{} did not finish within {}",
+                    "the SMTP exchange with {}:{} did not finish within {}{}",
                     smtp.host,
                     smtp.port,
-                    format_duration(deadline)
+                    format_duration(deadline),
+                    match smtp.security {
+                        // A server that waits for a TLS handshake while the client waits for its
+                        // greeting: both sides stay silent until the deadline.
+                        Security::StartTls | Security::Plain => {
+                            " (if this port expects TLS from the first byte, usually port 465, \
+                             set the source's TLS mode to implicit)"
+                        }
+                        Security::Implicit => "",
+                    }
                 ),
             ),
         };
-        redact_outcome(outcome, &secret_forms(smtp.username, smtp.password))
+        outcome.scrub(&secret_forms(smtp.username, smtp.password))
     }
 }
 
@@ -511,37 +552,6 @@ fn secret_forms(username: &str, password: &str) -> Vec<String> {
     ]
 }
 
-fn redact_outcome(outcome: Outcome, secrets: &[String]) -> Outcome {
-    let redact = |mut message: String| {
-        for secret in secrets {
-            if message.contains(secret.as_str()) {
-                message = message.replace(secret.as_str(), "<redacted>");
-            }
-        }
-        message
-    };
-    match outcome {
-        Outcome::Retryable {
-            code,
-            message,
-            retry_after_secs,
-        } => Outcome::Retryable {
-            code,
-            message: redact(message),
-            retry_after_secs,
-        },
-        Outcome::Permanent { code, message } => Outcome::Permanent {
-            code,
-            message: redact(message),
-        },
-        Outcome::DeadTarget { code, message } => Outcome::DeadTarget {
-            code,
-            message: redact(message),
-        },
-        delivered @ Outcome::Delivered { .. } => delivered,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -617,11 +627,36 @@ mod tests {
     }
 
     #[test]
+    fn auto_is_implicit_on_465_and_starttls_elsewhere() {
+        assert_eq!(security("auto", 465, false).ok(), Some(Security::Implicit));
+        for port in [25, 587, 2525, 4650, 1] {
+            assert_eq!(
+                security("auto", port, true).ok(),
+                Some(Security::StartTls),
+                "{port}"
+            );
+        }
+        // Explicit modes win over the port.
+        assert_eq!(
+            security("starttls", 465, false).ok(),
+            Some(Security::StartTls)
+        );
+        assert_eq!(
+            security("implicit", 587, false).ok(),
+            Some(Security::Implicit)
+        );
+        assert_eq!(security("none", 25, true).ok(), Some(Security::Plain));
+        let refused = security("none", 25, false).unwrap_err();
+        assert_eq!(refused.code(), Some("invalid_config"));
+        assert!(security("ssl", 465, true).is_err());
+    }
+
+    #[test]
     fn redacts_password_forms() {
         let forms = secret_forms("u", "p4ss");
         // base64("\0u\0p4ss") = "AHUAcDRzcw==", base64("p4ss") = "cDRzcw==".
         assert_eq!(forms, vec!["p4ss", "AHUAcDRzcw==", "cDRzcw=="]);
-        let o = redact_outcome(Outcome::permanent(None, "x p4ss y cDRzcw=="), &forms);
+        let o = Outcome::permanent(None, "x p4ss y cDRzcw==").scrub(&forms);
         assert_eq!(o.message(), Some("x <redacted> y <redacted>"));
     }
 }

@@ -21,7 +21,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
+use crate::http::{describe_error, network_outcome};
 use crate::sign::{feishu_sign, system_clock, Clock};
+use crate::text::{excerpt, redact, REDACTED};
 use crate::{config_str, Channel, Endpoints, Outcome, SendRequest};
 
 pub static SPEC: KindSpec = KindSpec {
@@ -406,7 +408,7 @@ impl Channel for FeishuChannel {
                     Ok(key) => Some(key),
                     Err(reason) => {
                         tracing::warn!(
-                            reason = %redact(reason, &[app_secret]),
+                            reason = %redact(reason, &[app_secret], REDACTED),
                             "Feishu: the cover image could not be uploaded; sending the card without it"
                         );
                         None
@@ -445,7 +447,8 @@ impl Channel for FeishuChannel {
         let mut hidden = vec![webhook_token.as_str()];
         hidden.extend(secret);
         hidden.extend(app_secret);
-        scrub(outcome, &hidden)
+        // Defence in depth: the webhook token and the secrets should never get there.
+        outcome.scrub(&hidden)
     }
 }
 
@@ -652,9 +655,7 @@ fn interpret_reply(status: u16, retry_after: Option<u64>, body: &[u8]) -> Outcom
         };
     };
     if code == 0 && status == 200 {
-        return Outcome::Delivered {
-            provider_message_id: None,
-        };
+        return Outcome::delivered(None);
     }
     let message = if msg.is_empty() {
         format!("Feishu error {code} (HTTP {status})")
@@ -687,76 +688,6 @@ fn interpret_reply(status: u16, retry_after: Option<u64>, body: &[u8]) -> Outcom
         ),
         0 => Outcome::permanent(Some(status.to_string()), message),
         _ => Outcome::permanent(Some(code.to_string()), message),
-    }
-}
-
-/// A reqwest error as text, without its URL (webhook URLs hold access tokens).
-fn describe_error(context: &str, error: reqwest::Error) -> String {
-    let error = error.without_url();
-    let mut message = format!("{context}: {error}");
-    let mut source = std::error::Error::source(&error);
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
-}
-
-fn network_outcome(context: &str, error: reqwest::Error) -> Outcome {
-    let code = if error.is_timeout() {
-        "timeout"
-    } else if error.is_connect() {
-        "connect_failed"
-    } else {
-        "network_error"
-    };
-    Outcome::retryable(Some(code.into()), describe_error(context, error))
-}
-
-/// At most 200 characters of a reply body, one line, for error messages.
-fn excerpt(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let mut out: String = text
-        .chars()
-        .take(200)
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if text.chars().count() > 200 {
-        out.push('…');
-    }
-    out
-}
-
-fn redact(mut text: String, hidden: &[&str]) -> String {
-    for value in hidden.iter().filter(|v| !v.is_empty()) {
-        text = text.replace(value, "<redacted>");
-    }
-    text
-}
-
-/// Replaces every `hidden` value in the outcome's message (defence in depth: the webhook token
-/// and secrets should never get there).
-fn scrub(outcome: Outcome, hidden: &[&str]) -> Outcome {
-    match outcome {
-        Outcome::Retryable {
-            code,
-            message,
-            retry_after_secs,
-        } => Outcome::Retryable {
-            code,
-            message: redact(message, hidden),
-            retry_after_secs,
-        },
-        Outcome::Permanent { code, message } => Outcome::Permanent {
-            code,
-            message: redact(message, hidden),
-        },
-        Outcome::DeadTarget { code, message } => Outcome::DeadTarget {
-            code,
-            message: redact(message, hidden),
-        },
-        delivered @ Outcome::Delivered { .. } => delivered,
     }
 }
 

@@ -19,6 +19,7 @@ pub mod apns;
 pub mod dingtalk;
 pub mod email;
 pub mod feishu;
+mod http;
 pub mod sign;
 pub mod telegram;
 pub mod text;
@@ -40,6 +41,10 @@ pub enum Outcome {
     Delivered {
         #[serde(skip_serializing_if = "Option::is_none")]
         provider_message_id: Option<String>,
+        /// Public target config fields the provider says changed (a Telegram group that became
+        /// a supergroup has a new `chat_id`). The dispatcher merges them into the stored target.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        target_update: Option<Map<String, Value>>,
     },
     /// Worth trying again later (rate limits, 5xx, timeouts, connection errors).
     Retryable {
@@ -65,6 +70,13 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Delivered, with the provider's id for the message if it gave one, and no target update.
+    pub fn delivered(provider_message_id: Option<String>) -> Outcome {
+        Outcome::Delivered {
+            provider_message_id,
+            target_update: None,
+        }
+    }
     pub fn permanent(code: Option<String>, message: impl Into<String>) -> Outcome {
         Outcome::Permanent {
             code,
@@ -102,6 +114,46 @@ impl Outcome {
             | Outcome::DeadTarget { message, .. } => Some(message),
         }
     }
+    /// The outcome with `f` applied to its message; a delivery is returned unchanged.
+    pub fn map_message(self, f: impl FnOnce(String) -> String) -> Outcome {
+        match self {
+            Outcome::Retryable {
+                code,
+                message,
+                retry_after_secs,
+            } => Outcome::Retryable {
+                code,
+                message: f(message),
+                retry_after_secs,
+            },
+            Outcome::Permanent { code, message } => Outcome::Permanent {
+                code,
+                message: f(message),
+            },
+            Outcome::DeadTarget { code, message } => Outcome::DeadTarget {
+                code,
+                message: f(message),
+            },
+            delivered @ Outcome::Delivered { .. } => delivered,
+        }
+    }
+    /// Replaces every non-empty `hidden` value in the message with `<redacted>` (defence in
+    /// depth: tokens and secrets should never get there).
+    pub fn scrub<S: AsRef<str>>(self, hidden: &[S]) -> Outcome {
+        self.scrub_as(hidden, text::REDACTED)
+    }
+    /// Like [`Outcome::scrub`], with `replacement` in place of each hidden value.
+    pub fn scrub_as<S: AsRef<str>>(self, hidden: &[S], replacement: &str) -> Outcome {
+        let found = self.message().is_some_and(|m| {
+            hidden
+                .iter()
+                .any(|h| !h.as_ref().is_empty() && m.contains(h.as_ref()))
+        });
+        if !found {
+            return self;
+        }
+        self.map_message(|m| text::redact(m, hidden, replacement))
+    }
     pub fn label(&self) -> &'static str {
         match self {
             Outcome::Delivered { .. } => "delivered",
@@ -117,6 +169,11 @@ impl Outcome {
 pub trait Channel: Send + Sync {
     /// The configuration schema of this kind's sources and targets.
     fn spec(&self) -> &'static KindSpec;
+    /// Checks secret values beyond what the field table can (a key that must parse, say) when
+    /// a source is saved. Returns the field name and the problem; never echoes the secret.
+    fn check_source_secrets(&self, _secrets: &SecretBundle) -> Result<(), (&'static str, String)> {
+        Ok(())
+    }
     /// Formats and sends one message. Never panics; every failure is an [`Outcome`].
     async fn send(&self, request: &SendRequest<'_>) -> Outcome;
 }
@@ -134,6 +191,9 @@ pub struct Endpoints {
     pub timeout: Duration,
     /// Allow plaintext SMTP (`tls: none`); only for local servers.
     pub allow_plaintext_smtp: bool,
+    /// Extra PEM-encoded root certificates the e-mail channel trusts for SMTP TLS, on top of the
+    /// web PKI roots. Empty in production; tests put a test CA here.
+    pub extra_root_certificates: Vec<Vec<u8>>,
 }
 
 impl Default for Endpoints {
@@ -146,6 +206,7 @@ impl Default for Endpoints {
             apns_sandbox_base: "https://api.sandbox.push.apple.com".into(),
             timeout: Duration::from_secs(10),
             allow_plaintext_smtp: false,
+            extra_root_certificates: Vec::new(),
         }
     }
 }

@@ -5,6 +5,10 @@
 //! (counted before Telegram parses entities, which is the safe side) is sent as several messages,
 //! cut at line ends where possible and never inside a character, an entity or a tag.
 //!
+//! A group that was upgraded to a supergroup answers with `parameters.migrate_to_chat_id`: the
+//! message is sent again, once, to the new chat, and a delivery then carries the new `chat_id` as
+//! a target update (the dispatcher stores it, so later sends go there directly).
+//!
 //! The bot token is part of the request URL. It never reaches an [`Outcome`]: reqwest errors are
 //! stripped of their URL and every outcome message is scrubbed of the token.
 use async_trait::async_trait;
@@ -12,8 +16,9 @@ use notify_domain::{ChannelKind, FieldFormat, FieldSpec, KindSpec, Message};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::http::network_outcome;
 use crate::text::{
-    cost_of, cut_within, escape_html_text, escaped_text_utf16_units, first_line, utf16_len,
+    cost_of, cut_within, escape_html_text, escaped_text_utf16_units, excerpt, first_line, utf16_len,
 };
 use crate::{config_str, Channel, Endpoints, Outcome, SendRequest};
 
@@ -70,20 +75,58 @@ impl TelegramChannel {
 
     /// Sends one `sendMessage` call and decides its outcome from the reply body. Messages may
     /// contain the token; the caller scrubs them.
-    async fn send_one(&self, url: &str, payload: &Value) -> Result<String, Outcome> {
+    async fn send_one(&self, url: &str, payload: &Value) -> Result<String, Failure> {
         let response = self
             .http
             .post(url)
             .json(payload)
             .send()
             .await
-            .map_err(|e| network_outcome("sending the request to Telegram failed", e))?;
+            .map_err(|e| {
+                Failure::from(network_outcome("sending the request to Telegram failed", e))
+            })?;
         let status = response.status();
         let body = response
             .bytes()
             .await
-            .map_err(|e| network_outcome("reading Telegram's reply failed", e))?;
-        interpret_reply(status.as_u16(), &body)
+            .map_err(|e| Failure::from(network_outcome("reading Telegram's reply failed", e)))?;
+        interpret_reply(status.as_u16(), &body).map_err(|outcome| Failure {
+            outcome,
+            migrate_to_chat_id: migrate_to_chat_id(&body),
+        })
+    }
+
+    /// Sends `payload` (addressed to `chat_id`); if the group was upgraded to a supergroup (and
+    /// `chat_id` has not been switched before), switches `chat_id` to the supergroup and sends
+    /// there once.
+    async fn send_to_chat(
+        &self,
+        url: &str,
+        payload: &mut Value,
+        chat_id: &mut String,
+        migrated: &mut bool,
+    ) -> Result<String, Outcome> {
+        let failure = match self.send_one(url, payload).await {
+            Ok(id) => return Ok(id),
+            Err(failure) => failure,
+        };
+        let new_id = match failure.migrate_to_chat_id {
+            Some(new_id) if !*migrated => new_id,
+            _ => return Err(failure.outcome),
+        };
+        tracing::info!(
+            new_chat_id = new_id,
+            "Telegram: the group was upgraded to a supergroup; sending there"
+        );
+        *migrated = true;
+        *chat_id = new_id.to_string();
+        payload["chat_id"] = json!(chat_id.as_str());
+        self.send_one(url, payload).await.map_err(|f| {
+            annotate(
+                f.outcome,
+                &format!(" (sent to the supergroup {new_id} that the group was upgraded to)"),
+            )
+        })
     }
 }
 
@@ -96,6 +139,9 @@ impl Channel for TelegramChannel {
     /// With several parts, they are sent in order and the outcome carries the **first** part's
     /// `message_id` (the one with the title). If a later part fails, that failure is returned and
     /// its message says how many parts were already delivered.
+    ///
+    /// A group upgraded to a supergroup is followed once: the part goes to the supergroup, so do
+    /// the parts after it, and a delivery carries `target_update: {"chat_id": "<new id>"}`.
     async fn send(&self, request: &SendRequest<'_>) -> Outcome {
         let Some(token) = request.source_secrets.get("bot_token").map(|s| s.expose()) else {
             return Outcome::bad_config("the source has no bot_token");
@@ -117,6 +163,8 @@ impl Channel for TelegramChannel {
         let parts = render_parts(request.message, MAX_TEXT_UNITS);
         let total = parts.len();
         let mut first_id = None;
+        let mut chat_id = chat_id.to_string();
+        let mut migrated = false;
         for (index, text) in parts.iter().enumerate() {
             let mut payload = json!({
                 "chat_id": chat_id,
@@ -127,7 +175,10 @@ impl Channel for TelegramChannel {
             if let Some(thread_id) = thread_id {
                 payload["message_thread_id"] = json!(thread_id);
             }
-            match self.send_one(&url, &payload).await {
+            let sent = self
+                .send_to_chat(&url, &mut payload, &mut chat_id, &mut migrated)
+                .await;
+            match sent {
                 Ok(id) => {
                     first_id.get_or_insert(id);
                 }
@@ -144,8 +195,14 @@ impl Channel for TelegramChannel {
                 }
             }
         }
+        let target_update = migrated.then(|| {
+            let mut update = serde_json::Map::new();
+            update.insert("chat_id".into(), Value::String(chat_id));
+            update
+        });
         Outcome::Delivered {
             provider_message_id: first_id,
+            target_update,
         }
     }
 }
@@ -156,6 +213,31 @@ fn is_plausible_token(token: &str) -> bool {
         && token
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '_' | '-'))
+}
+
+/// A failed `sendMessage` call: its outcome, and the supergroup to resend to if the reply named
+/// one.
+struct Failure {
+    outcome: Outcome,
+    migrate_to_chat_id: Option<i64>,
+}
+
+impl From<Outcome> for Failure {
+    fn from(outcome: Outcome) -> Self {
+        Failure {
+            outcome,
+            migrate_to_chat_id: None,
+        }
+    }
+}
+
+/// `parameters.migrate_to_chat_id` of a failed reply.
+fn migrate_to_chat_id(body: &[u8]) -> Option<i64> {
+    let reply = serde_json::from_slice::<ApiReply>(body).ok()?;
+    if reply.ok {
+        return None;
+    }
+    reply.parameters?.migrate_to_chat_id
 }
 
 #[derive(Deserialize)]
@@ -231,88 +313,14 @@ fn interpret_reply(status: u16, body: &[u8]) -> Result<String, Outcome> {
     })
 }
 
-fn network_outcome(context: &str, error: reqwest::Error) -> Outcome {
-    let error = error.without_url();
-    let code = if error.is_timeout() {
-        "timeout"
-    } else if error.is_connect() {
-        "connect_failed"
-    } else {
-        "network_error"
-    };
-    let mut message = format!("{context}: {error}");
-    let mut source = std::error::Error::source(&error);
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    Outcome::retryable(Some(code.into()), message)
-}
-
-/// At most 200 characters of a reply body, one line, for error messages.
-fn excerpt(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let mut out: String = text
-        .chars()
-        .take(200)
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if text.chars().count() > 200 {
-        out.push('…');
-    }
-    out
-}
-
+/// Appends `note` to a failure's message.
 fn annotate(outcome: Outcome, note: &str) -> Outcome {
-    match outcome {
-        Outcome::Retryable {
-            code,
-            message,
-            retry_after_secs,
-        } => Outcome::Retryable {
-            code,
-            message: message + note,
-            retry_after_secs,
-        },
-        Outcome::Permanent { code, message } => Outcome::Permanent {
-            code,
-            message: message + note,
-        },
-        Outcome::DeadTarget { code, message } => Outcome::DeadTarget {
-            code,
-            message: message + note,
-        },
-        delivered @ Outcome::Delivered { .. } => delivered,
-    }
+    outcome.map_message(|message| message + note)
 }
 
 /// Removes the token from an outcome's message (defence in depth: nothing should carry it).
 fn scrub(outcome: Outcome, token: &str) -> Outcome {
-    if token.is_empty() || !outcome.message().is_some_and(|m| m.contains(token)) {
-        return outcome;
-    }
-    let clean = |m: String| m.replace(token, "<bot token>");
-    match outcome {
-        Outcome::Retryable {
-            code,
-            message,
-            retry_after_secs,
-        } => Outcome::Retryable {
-            code,
-            message: clean(message),
-            retry_after_secs,
-        },
-        Outcome::Permanent { code, message } => Outcome::Permanent {
-            code,
-            message: clean(message),
-        },
-        Outcome::DeadTarget { code, message } => Outcome::DeadTarget {
-            code,
-            message: clean(message),
-        },
-        delivered @ Outcome::Delivered { .. } => delivered,
-    }
+    outcome.scrub_as(&[token], "<bot token>")
 }
 
 /// One piece of the message, as plain text; rendering escapes it.

@@ -111,6 +111,34 @@ pub fn split_chunks(text: &str, max: usize, cost: impl Fn(char) -> usize + Copy)
     chunks
 }
 
+/// What a hidden value (a token, a secret) is replaced with in messages.
+pub const REDACTED: &str = "<redacted>";
+
+/// `text` with every non-empty `hidden` value replaced by `replacement`.
+pub fn redact<S: AsRef<str>>(mut text: String, hidden: &[S], replacement: &str) -> String {
+    for value in hidden.iter().map(AsRef::as_ref).filter(|v| !v.is_empty()) {
+        if text.contains(value) {
+            text = text.replace(value, replacement);
+        }
+    }
+    text
+}
+
+/// At most 200 characters of a reply body, one line, for error messages.
+pub fn excerpt(body: &[u8]) -> String {
+    const MAX_CHARS: usize = 200;
+    let text = String::from_utf8_lossy(body);
+    let mut out: String = text
+        .chars()
+        .take(MAX_CHARS)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if text.chars().count() > MAX_CHARS {
+        out.push('…');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,6 +254,23 @@ mod tests {
         );
         // Limit 3 with 2-unit characters: one per chunk, never half of one.
         assert_eq!(split_chunks("😀😀", 3, utf16_len_char), vec!["😀", "😀"]);
+    }
+
+    #[test]
+    fn redacts_every_hidden_value() {
+        assert_eq!(
+            redact("a tok b sec tok".into(), &["tok", "", "sec"], REDACTED),
+            "a <redacted> b <redacted> <redacted>"
+        );
+        assert_eq!(redact("x".into(), &[""], "?"), "x");
+    }
+
+    #[test]
+    fn excerpt_is_one_bounded_line() {
+        assert_eq!(excerpt(b"a\r\nb\tc"), "a  b c");
+        let long = "é".repeat(201);
+        assert_eq!(excerpt(long.as_bytes()), format!("{}…", "é".repeat(200)));
+        assert_eq!(excerpt(&[0xff, b'a']), "\u{fffd}a");
     }
 
     #[test]

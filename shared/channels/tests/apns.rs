@@ -327,12 +327,7 @@ async fn delivers_over_http2_with_the_answered_apns_id_and_exact_payload() {
         ..message("Deploy \"done\"", "Line 1\nLine 2 \\ é 😀")
     };
     let outcome = send(&container(&fake, &clock), &m).await;
-    assert_eq!(
-        outcome,
-        Outcome::Delivered {
-            provider_message_id: Some(ANSWER_ID.into())
-        }
-    );
+    assert_eq!(outcome, Outcome::delivered(Some(ANSWER_ID.into())));
     let seen = fake.seen();
     assert_eq!(
         seen[0].payload,

@@ -300,12 +300,7 @@ async fn sends_a_signed_markdown_message_with_the_system_clock() {
         ..message("Deploy done", "All 3 services are up.\nNext: 2.0")
     };
     let outcome = send(&robot, &m).await;
-    assert_eq!(
-        outcome,
-        Outcome::Delivered {
-            provider_message_id: None
-        }
-    );
+    assert_eq!(outcome, Outcome::delivered(None));
     let recorded = robot.recorded();
     assert_eq!(
         recorded.bodies,

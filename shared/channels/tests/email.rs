@@ -1,12 +1,11 @@
 //! EmailChannel against a real SMTP server: `tests/support/smtp_sink.py` (aiosmtpd), which saves
 //! every message as an .eml file that these tests parse with `mailparse`.
 //!
-//! The sink runs with the Python of the workspace's `.venv` (`NOTIFY_PYTHON` overrides it).
-use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
+//! The sink runs with the Python of the workspace's `.venv` (`NOTIFY_PYTHON` overrides it). The
+//! TLS modes against a TLS-capable sink are in `email_tls.rs`.
+mod smtp_sink;
+
+use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use mailparse::{addrparse_header, dateparse, parse_mail, MailAddr, MailHeaderMap, ParsedMail};
@@ -14,111 +13,9 @@ use notify_channels::email::EmailChannel;
 use notify_channels::{Channel, Endpoints, Outcome, SendRequest};
 use notify_domain::{Message, SecretBundle, SecretValue};
 use serde_json::{json, Map, Value};
+use smtp_sink::Sink;
 
 const PASSWORD: &str = "s3cret-Auth-Code";
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// A running `smtp_sink.py`; killed and its directory removed on drop.
-struct Sink {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-    lines: Receiver<String>,
-}
-
-impl Sink {
-    fn start() -> Sink {
-        let root = workspace_root();
-        let python = std::env::var_os("NOTIFY_PYTHON")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| root.join(".venv/bin/python"));
-        let script = root.join("tests/support/smtp_sink.py");
-        let dir = std::env::temp_dir().join(format!("notify-smtp-sink-{}", uuid::Uuid::new_v4()));
-        let mut child = Command::new(&python)
-            .arg(&script)
-            .args(["--host", "127.0.0.1", "--port", "0", "--dir"])
-            .arg(&dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot start the SMTP sink with {} ({e}); create the venv with aiosmtpd or set NOTIFY_PYTHON",
-                    python.display()
-                )
-            });
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut sink = Sink {
-            child,
-            port: 0,
-            dir,
-            lines,
-        };
-        let first = sink.next_line(Duration::from_secs(30));
-        let addr: SocketAddr = first
-            .strip_prefix("listening ")
-            .unwrap_or_else(|| panic!("unexpected first line from the sink: {first}"))
-            .parse()
-            .unwrap();
-        sink.port = addr.port();
-        // It prints after binding; make sure it accepts connections too.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(addr).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "the sink does not accept connections on {addr}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        sink
-    }
-
-    fn next_line(&self, timeout: Duration) -> String {
-        self.lines
-            .recv_timeout(timeout)
-            .unwrap_or_else(|e| panic!("no output from the SMTP sink within {timeout:?}: {e}"))
-    }
-
-    /// The sink's line for the next saved message: (path, the rest of the line).
-    fn next_saved(&self) -> (PathBuf, String) {
-        let line = self.next_line(Duration::from_secs(10));
-        let rest = line
-            .strip_prefix("saved ")
-            .unwrap_or_else(|| panic!("unexpected line from the sink: {line}"));
-        let (path, info) = rest.split_once(' ').unwrap();
-        (PathBuf::from(path), info.to_string())
-    }
-
-    fn saved_files(&self) -> Vec<PathBuf> {
-        match std::fs::read_dir(&self.dir) {
-            Ok(entries) => entries
-                .map(|e| e.unwrap().path())
-                .filter(|p| p.extension().is_some_and(|x| x == "eml"))
-                .collect(),
-            Err(_) => Vec::new(),
-        }
-    }
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 fn endpoints(allow_plaintext_smtp: bool) -> Endpoints {
     Endpoints {
@@ -197,6 +94,7 @@ async fn delivers_a_message_that_round_trips_through_a_mail_parser() {
     let outcome = send(&channel, source(sink.port, "none"), &m).await;
     let Outcome::Delivered {
         provider_message_id: Some(message_id),
+        target_update: None,
     } = outcome
     else {
         panic!("not delivered: {outcome:?}");
@@ -205,7 +103,7 @@ async fn delivers_a_message_that_round_trips_through_a_mail_parser() {
     let (path, info) = sink.next_saved();
     assert_eq!(
         info,
-        "from=alerts@example.com to=someone@example.org auth=alerts@example.com"
+        "from=alerts@example.com to=someone@example.org auth=alerts@example.com tls=no"
     );
     let raw = std::fs::read(&path).unwrap();
     let mail = parse_mail(&raw).unwrap();
@@ -352,10 +250,7 @@ async fn starttls_required_refuses_a_server_without_it() {
     }
     std::thread::sleep(Duration::from_millis(300));
     assert!(sink.saved_files().is_empty(), "a message was sent in clear");
-    assert!(
-        sink.lines.try_recv().is_err(),
-        "the sink reported a message"
-    );
+    assert!(sink.try_line().is_none(), "the sink reported a message");
 }
 
 #[tokio::test]

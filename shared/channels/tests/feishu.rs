@@ -425,12 +425,7 @@ async fn sends_the_exact_card_signed_with_the_system_clock() {
         ..message("Deploy done", "Version 2.0 is live.\nAll good")
     };
     let outcome = send(&channel(&fake), &fake, &m).await;
-    assert_eq!(
-        outcome,
-        Outcome::Delivered {
-            provider_message_id: None
-        }
-    );
+    assert_eq!(outcome, Outcome::delivered(None));
     let hooks = fake.hooks();
     assert_eq!(
         card_of(&hooks[0]),

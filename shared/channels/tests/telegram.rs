@@ -18,6 +18,8 @@ use serde_json::{json, Map, Value};
 
 const TOKEN: &str = "123456789:AAEhBOweik6ad9r_QXMENQjcrGbqCr4K-ra";
 const CHAT: &str = "-1001234567890";
+/// A basic group that was upgraded to the supergroup [`CHAT`].
+const OLD_GROUP: &str = "-4081234567";
 
 #[derive(Clone, Copy)]
 enum Reply {
@@ -30,6 +32,17 @@ enum Reply {
     Hang,
     /// The first call succeeds, later ones get 429.
     OkThenTooManyRequests,
+    /// Requests to any chat but [`CHAT`] get Telegram's "upgraded to a supergroup" error; those
+    /// to [`CHAT`] get the reply given.
+    Migrated(AfterMigration),
+}
+
+#[derive(Clone, Copy)]
+enum AfterMigration {
+    Ok,
+    Blocked,
+    /// The supergroup claims to have migrated too.
+    MigratedAgain,
 }
 
 #[derive(Default)]
@@ -119,9 +132,12 @@ async fn handle(
         r.bodies.push(parsed.clone());
         99 + r.bodies.len() as i64
     };
+    let to_supergroup = parsed["chat_id"] == json!(CHAT);
     let reply = match reply {
         Reply::OkThenTooManyRequests if message_id == 100 => Reply::Ok,
         Reply::OkThenTooManyRequests => Reply::TooManyRequests,
+        Reply::Migrated(AfterMigration::Ok) if to_supergroup => Reply::Ok,
+        Reply::Migrated(AfterMigration::Blocked) if to_supergroup => Reply::Blocked,
         other => other,
     };
     let (status, payload) = match reply {
@@ -166,6 +182,16 @@ async fn handle(
             tokio::time::sleep(Duration::from_secs(10)).await;
             (StatusCode::OK, json!({"ok": true, "result": {"message_id": 1}}))
         }
+        // The real payload, as Telegram sends it for a group upgraded to a supergroup.
+        Reply::Migrated(_) => (
+            StatusCode::BAD_REQUEST,
+            json!({
+                "ok": false,
+                "error_code": 400,
+                "description": "Bad Request: group chat was upgraded to a supergroup chat",
+                "parameters": {"migrate_to_chat_id": -1001234567890i64},
+            }),
+        ),
         Reply::OkThenTooManyRequests => unreachable!(),
     };
     (status, axum::Json(payload)).into_response()
@@ -240,9 +266,7 @@ fn assert_no_token(outcome: &Outcome) {
 }
 
 fn delivered(id: &str) -> Outcome {
-    Outcome::Delivered {
-        provider_message_id: Some(id.into()),
-    }
+    Outcome::delivered(Some(id.into()))
 }
 
 #[tokio::test]
@@ -507,4 +531,85 @@ async fn a_token_that_would_change_the_url_is_refused_before_sending() {
     assert_eq!(outcome.code(), Some("invalid_config"));
     assert!(!outcome.message().unwrap().contains("abc"), "{outcome:?}");
     assert!(api.bodies().is_empty());
+}
+
+async fn send_to_old_group(api: &FakeBotApi, message: &Message) -> Outcome {
+    send_with(
+        &channel(&api.base, Duration::from_secs(5)),
+        json!({"chat_id": OLD_GROUP}),
+        message,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_group_upgraded_to_a_supergroup_is_resent_there_and_the_new_id_reported() {
+    let api = FakeBotApi::start(Reply::Migrated(AfterMigration::Ok)).await;
+    let outcome = send_to_old_group(&api, &message("T", "b")).await;
+    assert_eq!(
+        outcome,
+        Outcome::Delivered {
+            provider_message_id: Some("101".into()),
+            target_update: Some(obj(json!({"chat_id": CHAT}))),
+        }
+    );
+    let bodies = api.bodies();
+    assert_eq!(bodies.len(), 2, "{bodies:?}");
+    assert_eq!(bodies[0]["chat_id"], json!(OLD_GROUP));
+    assert_eq!(bodies[1]["chat_id"], json!(CHAT));
+    // The same message, only the chat changed.
+    assert_eq!(bodies[0]["text"], bodies[1]["text"]);
+    // The dispatcher sees the update in the serialized outcome.
+    assert_eq!(
+        serde_json::to_value(&outcome).unwrap(),
+        json!({
+            "outcome": "delivered",
+            "provider_message_id": "101",
+            "target_update": {"chat_id": CHAT},
+        })
+    );
+}
+
+#[tokio::test]
+async fn after_a_migration_every_later_part_goes_to_the_supergroup() {
+    let api = FakeBotApi::start(Reply::Migrated(AfterMigration::Ok)).await;
+    let outcome = send_to_old_group(&api, &message("T", &"😀".repeat(2049))).await;
+    assert!(outcome.is_delivered(), "{outcome:?}");
+    let Outcome::Delivered { target_update, .. } = &outcome else {
+        unreachable!()
+    };
+    assert_eq!(target_update, &Some(obj(json!({"chat_id": CHAT}))));
+    let chats: Vec<Value> = api.bodies().iter().map(|b| b["chat_id"].clone()).collect();
+    assert_eq!(chats, vec![json!(OLD_GROUP), json!(CHAT), json!(CHAT)]);
+}
+
+#[tokio::test]
+async fn a_failed_resend_to_the_supergroup_is_that_failure() {
+    let api = FakeBotApi::start(Reply::Migrated(AfterMigration::Blocked)).await;
+    let outcome = send_to_old_group(&api, &message("T", "b")).await;
+    assert!(matches!(outcome, Outcome::DeadTarget { .. }), "{outcome:?}");
+    assert_eq!(outcome.code(), Some("403"));
+    let text = outcome.message().unwrap();
+    assert!(
+        text.starts_with("Forbidden: bot was blocked by the user") && text.contains(CHAT),
+        "{outcome:?}"
+    );
+    let chats: Vec<Value> = api.bodies().iter().map(|b| b["chat_id"].clone()).collect();
+    assert_eq!(chats, vec![json!(OLD_GROUP), json!(CHAT)]);
+}
+
+#[tokio::test]
+async fn a_migration_is_followed_only_once() {
+    let api = FakeBotApi::start(Reply::Migrated(AfterMigration::MigratedAgain)).await;
+    let outcome = send_to_old_group(&api, &message("T", "b")).await;
+    assert!(matches!(outcome, Outcome::Permanent { .. }), "{outcome:?}");
+    assert_eq!(outcome.code(), Some("400"));
+    assert!(
+        outcome
+            .message()
+            .unwrap()
+            .contains("upgraded to a supergroup"),
+        "{outcome:?}"
+    );
+    assert_eq!(api.bodies().len(), 2, "resent more than once");
 }

@@ -62,7 +62,18 @@ pub enum Trigger {
         cron: String,
         #[serde(default = "default_timezone")]
         timezone: String,
+        /// Spread sends up to this many minutes after the slot (a fixed offset per task), so
+        /// that many tasks on the same minute do not hit a provider at once.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        jitter_minutes: u32,
     },
+}
+
+/// The largest accepted `jitter_minutes`.
+pub const MAX_JITTER_MINUTES: u32 = 5;
+
+fn is_zero(value: &u32) -> bool {
+    *value == 0
 }
 
 fn default_timezone() -> String {
@@ -192,6 +203,27 @@ pub struct Task {
 }
 
 impl Task {
+    /// This task's fixed offset within its jitter window: stable across ticks and containers.
+    pub fn jitter(&self) -> chrono::Duration {
+        let minutes = match &self.trigger {
+            Trigger::Schedule { jitter_minutes, .. } => (*jitter_minutes).min(MAX_JITTER_MINUTES),
+            Trigger::Event { .. } => 0,
+        };
+        if minutes == 0 {
+            return chrono::Duration::zero();
+        }
+        // FNV-1a of the id: the same offset for the same task everywhere.
+        let hash = self.id.bytes().fold(0x811c9dc5_u32, |h, b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        });
+        chrono::Duration::seconds(i64::from(hash % (minutes * 60)))
+    }
+
+    /// When the slot `slot` is due to be sent: the slot plus this task's jitter.
+    pub fn due_time(&self, slot: DateTime<Utc>) -> DateTime<Utc> {
+        slot + self.jitter()
+    }
+
     pub fn event(&self) -> Option<SectionEventName> {
         match &self.trigger {
             Trigger::Event { event } => Some(*event),

@@ -253,7 +253,8 @@ impl Dispatcher {
         now: DateTime<Utc>,
         deadline: Instant,
     ) -> (Attempt, Option<DateTime<Utc>>) {
-        let (Some(slot), Trigger::Schedule { cron, timezone }) = (task.next_fire_at, &task.trigger)
+        let (Some(slot), Trigger::Schedule { cron, timezone, .. }) =
+            (task.next_fire_at, &task.trigger)
         else {
             return (Attempt::Duplicate, None);
         };
@@ -594,10 +595,41 @@ impl Dispatcher {
     }
 
     /// A provider said the target is gone: stop sending to it until the user fixes it.
-    /// What a send says about the target: a dead target is disabled.
+    /// What a send says about the target: a dead target is disabled; a moved one (a Telegram
+    /// group upgraded to a supergroup) gets its new address.
     pub async fn apply_to_target(&self, task: &Task, outcome: &Outcome) {
-        if let Outcome::DeadTarget { message, .. } = outcome {
-            self.disable_target(task, message).await;
+        match outcome {
+            Outcome::DeadTarget { message, .. } => self.disable_target(task, message).await,
+            Outcome::Delivered {
+                target_update: Some(update),
+                ..
+            } => self.update_target(task, update).await,
+            _ => {}
+        }
+    }
+
+    async fn update_target(
+        &self,
+        task: &Task,
+        update: &serde_json::Map<String, serde_json::Value>,
+    ) {
+        let Ok(Some(mut target)) = self.config.get_target(&task.user_id, &task.target_id).await
+        else {
+            return;
+        };
+        let expected_version = target.version;
+        target.config.extend(update.clone());
+        target.version += 1;
+        target.updated_at = Utc::now();
+        match self
+            .config
+            .save_target(&target, WriteMode::Replace { expected_version })
+            .await
+        {
+            Ok(()) => {
+                info!(target_id = %target.id, fields = ?update.keys().collect::<Vec<_>>(), "target updated as the provider reported")
+            }
+            Err(err) => warn!(target_id = %target.id, error = %err, "could not update the target"),
         }
     }
 

@@ -143,6 +143,7 @@ impl Settings {
             apns_sandbox_base: get(APNS_SANDBOX_BASE).unwrap_or(defaults.apns_sandbox_base),
             timeout: Duration::from_secs(number(PROVIDER_TIMEOUT_SECONDS, 10)?.max(1)),
             allow_plaintext_smtp: allow_local,
+            ..defaults
         };
         let secret_prefix = get(SECRET_PREFIX).unwrap_or_else(|| "notify/".into());
         if !secret_prefix.ends_with('/') {

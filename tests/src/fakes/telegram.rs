@@ -21,6 +21,10 @@ pub enum BotReply {
         description: String,
         retry_after: Option<u64>,
     },
+    /// The group was upgraded to a supergroup: Telegram's 400 with `migrate_to_chat_id`.
+    Migrated {
+        to_chat_id: i64,
+    },
 }
 
 #[derive(Default)]
@@ -152,6 +156,13 @@ async fn handle(
                     "text": text,
                 }
             })),
+        )
+            .into_response(),
+        BotReply::Migrated { to_chat_id } => (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"ok": false, "error_code": 400,
+                "description": "Bad Request: group chat was upgraded to a supergroup chat",
+                "parameters": {"migrate_to_chat_id": to_chat_id}})),
         )
             .into_response(),
         BotReply::Error { code, description, retry_after } => {
