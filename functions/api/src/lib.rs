@@ -23,6 +23,35 @@ pub struct AppState {
     pub dispatcher: Dispatcher,
 }
 
+/// Every route as (method, path), the list `docs/openapi.json` is checked against.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/catalog"),
+    ("POST", "/sources"),
+    ("GET", "/sources"),
+    ("GET", "/sources/{id}"),
+    ("PATCH", "/sources/{id}"),
+    ("DELETE", "/sources/{id}"),
+    ("POST", "/targets"),
+    ("GET", "/targets"),
+    ("GET", "/targets/{id}"),
+    ("PATCH", "/targets/{id}"),
+    ("DELETE", "/targets/{id}"),
+    ("POST", "/targets/{id}/test"),
+    ("POST", "/tasks"),
+    ("GET", "/tasks"),
+    ("GET", "/tasks/{id}"),
+    ("PATCH", "/tasks/{id}"),
+    ("DELETE", "/tasks/{id}"),
+    ("POST", "/tasks/{id}/preview"),
+    ("POST", "/tasks/preview"),
+    ("GET", "/deliveries"),
+    ("GET", "/deliveries/unread-count"),
+    ("POST", "/deliveries/read-all"),
+    ("GET", "/deliveries/{id}"),
+    ("PATCH", "/deliveries/{id}"),
+    ("DELETE", "/deliveries/{id}"),
+];
+
 /// The whole API.
 pub fn router(state: AppState) -> Router {
     use axum::routing::post;
