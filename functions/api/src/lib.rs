@@ -55,27 +55,23 @@ pub const ROUTES: &[(&str, &str)] = &[
 /// The whole API.
 pub fn router(state: AppState) -> Router {
     use axum::routing::post;
+    use notify_domain::{Source, Target};
+    use resources::{create, delete, get as get_one, list, patch};
     Router::new()
         .route("/catalog", get(catalog))
-        .route(
-            "/sources",
-            post(resources::create_source).get(resources::list_sources),
-        )
+        .route("/sources", post(create::<Source>).get(list::<Source>))
         .route(
             "/sources/{id}",
-            get(resources::get_source)
-                .patch(resources::patch_source)
-                .delete(resources::delete_source),
+            get(get_one::<Source>)
+                .patch(patch::<Source>)
+                .delete(delete::<Source>),
         )
-        .route(
-            "/targets",
-            post(resources::create_target).get(resources::list_targets),
-        )
+        .route("/targets", post(create::<Target>).get(list::<Target>))
         .route(
             "/targets/{id}",
-            get(resources::get_target)
-                .patch(resources::patch_target)
-                .delete(resources::delete_target),
+            get(get_one::<Target>)
+                .patch(patch::<Target>)
+                .delete(delete::<Target>),
         )
         .route("/targets/{id}/test", post(test_send::test_target))
         .route("/tasks", post(tasks::create_task).get(tasks::list_tasks))

@@ -1,5 +1,5 @@
 //! `/sources` and `/targets`: the same shape (name, kind, config with secret fields), so one
-//! set of functions serves both through [`Role`].
+//! set of generic handlers serves both through [`Configured`].
 use std::collections::{BTreeMap, BTreeSet};
 
 use axum::extract::{Path, State};
@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use notify_domain::fields::validate_config;
 use notify_domain::validate::{check_text, Problems};
 use notify_domain::{
-    ChannelKind, DisabledReason, FieldSpec, KindSpec, Page, SecretBundle, SecretOwner, Source,
-    Target, WriteMode,
+    ChannelKind, DisabledReason, FieldSpec, KindSpec, Page, PageRequest, SecretBundle, SecretOwner,
+    Source, StoreError, Target, WriteMode,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -60,7 +60,7 @@ pub struct PatchBody {
 }
 
 /// The validated parts of a source or target.
-struct Draft {
+pub struct Draft {
     name: String,
     kind: ChannelKind,
     config: Map<String, Value>,
@@ -273,9 +273,160 @@ fn check_kind_unchanged(kind: Option<String>, current: ChannelKind) -> Result<()
     }
 }
 
-// ---- sources ----
+/// What differs between a source and a target; the handlers below are written once for both.
+#[async_trait::async_trait]
+pub trait Configured: Sized + Send + Sync + 'static {
+    const ROLE: Role;
+    const WHAT: &'static str;
+    fn create(id: String, user: String, draft: Draft, now: DateTime<Utc>) -> Self;
+    /// Applies an accepted update (bumping the version).
+    fn update(self, draft: Draft, now: DateTime<Utc>) -> Self;
+    fn parts(&self) -> (&str, ChannelKind, &Map<String, Value>, &[String], u64);
+    fn view(self, state: &AppState) -> ResourceView;
+    /// Whether `task` uses the resource `id`.
+    fn used_by(task: &notify_domain::Task, id: &str) -> bool;
+    async fn load(state: &AppState, user: &str, id: &str) -> Result<Option<Self>, StoreError>;
+    async fn save(&self, state: &AppState, mode: WriteMode) -> Result<(), StoreError>;
+    async fn remove(state: &AppState, user: &str, id: &str) -> Result<bool, StoreError>;
+    async fn list(
+        state: &AppState,
+        user: &str,
+        page: &PageRequest,
+    ) -> Result<Page<Self>, StoreError>;
+}
 
-pub async fn create_source(
+#[async_trait::async_trait]
+impl Configured for Source {
+    const ROLE: Role = Role::Source;
+    const WHAT: &'static str = "source";
+    fn create(id: String, user: String, draft: Draft, now: DateTime<Utc>) -> Self {
+        Source {
+            id,
+            user_id: user,
+            name: draft.name,
+            kind: draft.kind,
+            config: draft.config,
+            secret_fields: draft.secret_fields,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        }
+    }
+    fn update(self, draft: Draft, now: DateTime<Utc>) -> Self {
+        Source {
+            name: draft.name,
+            config: draft.config,
+            secret_fields: draft.secret_fields,
+            updated_at: now,
+            version: self.version + 1,
+            ..self
+        }
+    }
+    fn parts(&self) -> (&str, ChannelKind, &Map<String, Value>, &[String], u64) {
+        (
+            &self.name,
+            self.kind,
+            &self.config,
+            &self.secret_fields,
+            self.version,
+        )
+    }
+    fn view(self, state: &AppState) -> ResourceView {
+        source_view(state, self)
+    }
+    fn used_by(task: &notify_domain::Task, id: &str) -> bool {
+        task.source_id == id
+    }
+    async fn load(state: &AppState, user: &str, id: &str) -> Result<Option<Self>, StoreError> {
+        state.dispatcher.config.get_source(user, id).await
+    }
+    async fn save(&self, state: &AppState, mode: WriteMode) -> Result<(), StoreError> {
+        state.dispatcher.config.save_source(self, mode).await
+    }
+    async fn remove(state: &AppState, user: &str, id: &str) -> Result<bool, StoreError> {
+        state.dispatcher.config.delete_source(user, id).await
+    }
+    async fn list(
+        state: &AppState,
+        user: &str,
+        page: &PageRequest,
+    ) -> Result<Page<Self>, StoreError> {
+        state.dispatcher.config.list_sources(user, page).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Configured for Target {
+    const ROLE: Role = Role::Target;
+    const WHAT: &'static str = "target";
+    fn create(id: String, user: String, draft: Draft, now: DateTime<Utc>) -> Self {
+        Target {
+            id,
+            user_id: user,
+            name: draft.name,
+            kind: draft.kind,
+            config: draft.config,
+            secret_fields: draft.secret_fields,
+            disabled: None,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        }
+    }
+    /// Any accepted update re-enables a target a provider had reported dead: the user has
+    /// looked at it.
+    fn update(self, draft: Draft, now: DateTime<Utc>) -> Self {
+        Target {
+            name: draft.name,
+            config: draft.config,
+            secret_fields: draft.secret_fields,
+            disabled: None,
+            updated_at: now,
+            version: self.version + 1,
+            ..self
+        }
+    }
+    fn parts(&self) -> (&str, ChannelKind, &Map<String, Value>, &[String], u64) {
+        (
+            &self.name,
+            self.kind,
+            &self.config,
+            &self.secret_fields,
+            self.version,
+        )
+    }
+    fn view(self, state: &AppState) -> ResourceView {
+        target_view(state, self)
+    }
+    fn used_by(task: &notify_domain::Task, id: &str) -> bool {
+        task.target_id == id
+    }
+    async fn load(state: &AppState, user: &str, id: &str) -> Result<Option<Self>, StoreError> {
+        state.dispatcher.config.get_target(user, id).await
+    }
+    async fn save(&self, state: &AppState, mode: WriteMode) -> Result<(), StoreError> {
+        state.dispatcher.config.save_target(self, mode).await
+    }
+    async fn remove(state: &AppState, user: &str, id: &str) -> Result<bool, StoreError> {
+        state.dispatcher.config.delete_target(user, id).await
+    }
+    async fn list(
+        state: &AppState,
+        user: &str,
+        page: &PageRequest,
+    ) -> Result<Page<Self>, StoreError> {
+        state.dispatcher.config.list_targets(user, page).await
+    }
+}
+
+/// The caller's resource, or 404 (also for another user's).
+pub async fn load<R: Configured>(state: &AppState, user: &str, id: &str) -> Result<R, ApiError> {
+    R::load(state, user, id)
+        .await?
+        .ok_or(ApiError::not_found(R::WHAT))
+}
+
+pub async fn create<R: Configured>(
     State(state): State<AppState>,
     User(user): User,
     JsonBody(body): JsonBody<CreateBody>,
@@ -283,240 +434,77 @@ pub async fn create_source(
     let spec = parse_kind(&state, &body.kind)?;
     let draft = draft(
         &state,
-        Role::Source,
+        R::ROLE,
         spec,
         body.name,
         body.config,
         &BTreeSet::new(),
     )?;
     let id = uuid::Uuid::now_v7().to_string();
-    store_secrets(&state, &user, Role::Source, &id, &draft, false).await?;
-    let now = Utc::now();
-    let source = Source {
-        id,
-        user_id: user,
-        name: draft.name,
-        kind: draft.kind,
-        config: draft.config,
-        secret_fields: draft.secret_fields,
-        created_at: now,
-        updated_at: now,
-        version: 1,
-    };
-    state
-        .dispatcher
-        .config
-        .save_source(&source, WriteMode::Create)
-        .await?;
-    Ok((StatusCode::CREATED, Json(source_view(&state, source))))
+    // Secrets first: the item never refers to a secret that does not exist.
+    store_secrets(&state, &user, R::ROLE, &id, &draft, false).await?;
+    let resource = R::create(id, user, draft, Utc::now());
+    resource.save(&state, WriteMode::Create).await?;
+    Ok((StatusCode::CREATED, Json(resource.view(&state))))
 }
 
-pub async fn list_sources(
+pub async fn list<R: Configured>(
     State(state): State<AppState>,
     User(user): User,
     Paging(page): Paging,
 ) -> Result<Json<ListView<ResourceView>>, ApiError> {
-    let page = state.dispatcher.config.list_sources(&user, &page).await?;
-    Ok(Json(ListView::from_page(page, |s| source_view(&state, s))))
+    let page = R::list(&state, &user, &page).await?;
+    Ok(Json(ListView::from_page(page, |r| r.view(&state))))
 }
 
-pub async fn load_source(state: &AppState, user: &str, id: &str) -> Result<Source, ApiError> {
-    state
-        .dispatcher
-        .config
-        .get_source(user, id)
-        .await?
-        .ok_or(ApiError::not_found("source"))
-}
-
-pub async fn get_source(
+pub async fn get<R: Configured>(
     State(state): State<AppState>,
     User(user): User,
     Path(id): Path<String>,
 ) -> Result<Json<ResourceView>, ApiError> {
-    let source = load_source(&state, &user, &id).await?;
-    Ok(Json(source_view(&state, source)))
+    Ok(Json(load::<R>(&state, &user, &id).await?.view(&state)))
 }
 
-pub async fn patch_source(
+pub async fn patch<R: Configured>(
     State(state): State<AppState>,
     User(user): User,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<PatchBody>,
 ) -> Result<Json<ResourceView>, ApiError> {
-    let current = load_source(&state, &user, &id).await?;
-    check_kind_unchanged(body.kind, current.kind)?;
-    let spec = parse_kind(&state, current.kind.as_str())?;
-    let config = merge_patch(current.config.clone(), body.config.unwrap_or_default());
-    let existing: BTreeSet<String> = current.secret_fields.iter().cloned().collect();
-    let draft = draft(
-        &state,
-        Role::Source,
-        spec,
-        body.name.unwrap_or(current.name.clone()),
-        config,
-        &existing,
-    )?;
-    store_secrets(&state, &user, Role::Source, &id, &draft, true).await?;
-    let source = Source {
-        name: draft.name,
-        config: draft.config,
-        secret_fields: draft.secret_fields,
-        updated_at: Utc::now(),
-        version: current.version + 1,
-        ..current
-    };
-    state
-        .dispatcher
-        .config
-        .save_source(
-            &source,
+    let current = load::<R>(&state, &user, &id).await?;
+    let (name, kind, config, secret_fields, version) = current.parts();
+    check_kind_unchanged(body.kind, kind)?;
+    let spec = parse_kind(&state, kind.as_str())?;
+    let config = merge_patch(config.clone(), body.config.unwrap_or_default());
+    let existing: BTreeSet<String> = secret_fields.iter().cloned().collect();
+    let name = body.name.unwrap_or_else(|| name.to_string());
+    let draft = draft(&state, R::ROLE, spec, name, config, &existing)?;
+    store_secrets(&state, &user, R::ROLE, &id, &draft, true).await?;
+    let updated = current.update(draft, Utc::now());
+    updated
+        .save(
+            &state,
             WriteMode::Replace {
-                expected_version: current.version,
+                expected_version: version,
             },
         )
         .await?;
-    Ok(Json(source_view(&state, source)))
+    Ok(Json(updated.view(&state)))
 }
 
-pub async fn delete_source(
+/// Deletes the resource and its secret; refused (409) while a task uses it.
+pub async fn delete<R: Configured>(
     State(state): State<AppState>,
     User(user): User,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    load_source(&state, &user, &id).await?;
-    crate::tasks::ensure_unused(&state, &user, |t| t.source_id == id, "source").await?;
+    load::<R>(&state, &user, &id).await?;
+    crate::tasks::ensure_unused(&state, &user, |t| R::used_by(t, &id), R::WHAT).await?;
     state
         .dispatcher
         .secrets
-        .delete_secrets(SecretOwner::Source(&id))
+        .delete_secrets(R::ROLE.owner(&id))
         .await?;
-    state.dispatcher.config.delete_source(&user, &id).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-// ---- targets ----
-
-pub async fn create_target(
-    State(state): State<AppState>,
-    User(user): User,
-    JsonBody(body): JsonBody<CreateBody>,
-) -> Result<(StatusCode, Json<ResourceView>), ApiError> {
-    let spec = parse_kind(&state, &body.kind)?;
-    let draft = draft(
-        &state,
-        Role::Target,
-        spec,
-        body.name,
-        body.config,
-        &BTreeSet::new(),
-    )?;
-    let id = uuid::Uuid::now_v7().to_string();
-    store_secrets(&state, &user, Role::Target, &id, &draft, false).await?;
-    let now = Utc::now();
-    let target = Target {
-        id,
-        user_id: user,
-        name: draft.name,
-        kind: draft.kind,
-        config: draft.config,
-        secret_fields: draft.secret_fields,
-        disabled: None,
-        created_at: now,
-        updated_at: now,
-        version: 1,
-    };
-    state
-        .dispatcher
-        .config
-        .save_target(&target, WriteMode::Create)
-        .await?;
-    Ok((StatusCode::CREATED, Json(target_view(&state, target))))
-}
-
-pub async fn list_targets(
-    State(state): State<AppState>,
-    User(user): User,
-    Paging(page): Paging,
-) -> Result<Json<ListView<ResourceView>>, ApiError> {
-    let page = state.dispatcher.config.list_targets(&user, &page).await?;
-    Ok(Json(ListView::from_page(page, |t| target_view(&state, t))))
-}
-
-pub async fn load_target(state: &AppState, user: &str, id: &str) -> Result<Target, ApiError> {
-    state
-        .dispatcher
-        .config
-        .get_target(user, id)
-        .await?
-        .ok_or(ApiError::not_found("target"))
-}
-
-pub async fn get_target(
-    State(state): State<AppState>,
-    User(user): User,
-    Path(id): Path<String>,
-) -> Result<Json<ResourceView>, ApiError> {
-    let target = load_target(&state, &user, &id).await?;
-    Ok(Json(target_view(&state, target)))
-}
-
-/// Any accepted update re-enables a target that a provider had reported dead: the user has
-/// looked at it.
-pub async fn patch_target(
-    State(state): State<AppState>,
-    User(user): User,
-    Path(id): Path<String>,
-    JsonBody(body): JsonBody<PatchBody>,
-) -> Result<Json<ResourceView>, ApiError> {
-    let current = load_target(&state, &user, &id).await?;
-    check_kind_unchanged(body.kind, current.kind)?;
-    let spec = parse_kind(&state, current.kind.as_str())?;
-    let config = merge_patch(current.config.clone(), body.config.unwrap_or_default());
-    let existing: BTreeSet<String> = current.secret_fields.iter().cloned().collect();
-    let draft = draft(
-        &state,
-        Role::Target,
-        spec,
-        body.name.unwrap_or(current.name.clone()),
-        config,
-        &existing,
-    )?;
-    store_secrets(&state, &user, Role::Target, &id, &draft, true).await?;
-    let target = Target {
-        name: draft.name,
-        config: draft.config,
-        secret_fields: draft.secret_fields,
-        disabled: None,
-        updated_at: Utc::now(),
-        version: current.version + 1,
-        ..current
-    };
-    state
-        .dispatcher
-        .config
-        .save_target(
-            &target,
-            WriteMode::Replace {
-                expected_version: current.version,
-            },
-        )
-        .await?;
-    Ok(Json(target_view(&state, target)))
-}
-
-pub async fn delete_target(
-    State(state): State<AppState>,
-    User(user): User,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    load_target(&state, &user, &id).await?;
-    crate::tasks::ensure_unused(&state, &user, |t| t.target_id == id, "target").await?;
-    state
-        .dispatcher
-        .secrets
-        .delete_secrets(SecretOwner::Target(&id))
-        .await?;
-    state.dispatcher.config.delete_target(&user, &id).await?;
+    R::remove(&state, &user, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::error::ApiError;
 use crate::extract::{JsonBody, User};
-use crate::resources::{load_source, load_target};
+use crate::resources::load;
 use crate::AppState;
 
 /// API Gateway answers by 29 s; leave room for the response.
@@ -51,8 +51,8 @@ pub async fn test_target(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<TestSend>,
 ) -> Result<Json<Value>, ApiError> {
-    let target = load_target(&state, &user, &id).await?;
-    let source = load_source(&state, &user, &body.source_id)
+    let target = load::<notify_domain::Target>(&state, &user, &id).await?;
+    let source = load::<notify_domain::Source>(&state, &user, &body.source_id)
         .await
         .map_err(|_| ApiError::NotFound {
             what: "source",
