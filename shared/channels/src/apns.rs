@@ -30,8 +30,10 @@ use sha2::{Digest, Sha256};
 
 use crate::http::network_outcome;
 use crate::sign::{system_clock, Clock};
-use crate::text::excerpt;
-use crate::{config_str, Channel, Endpoints, Outcome, SendRequest};
+use crate::text::{excerpt, fit_with_ellipsis};
+use crate::{
+    config_str, Channel, Endpoints, Outcome, Preview, PreviewKind, PreviewPart, SendRequest,
+};
 
 const SOURCE_FIELDS: &[FieldSpec] = &[
     FieldSpec::new("team_id", "Team ID", FieldFormat::Text { max_chars: 10 })
@@ -241,7 +243,11 @@ impl Channel for ApnsChannel {
             key_id: key_id.to_string(),
             key_digest: Sha256::digest(pem.as_bytes()).into(),
         };
-        let payload = build_payload(request.message);
+        // The same payload as the preview, serialized once.
+        let payload = match serde_json::to_vec(&build_payload(request.message)) {
+            Ok(bytes) => bytes,
+            Err(e) => return Outcome::permanent(Some("invalid_message".into()), e.to_string()),
+        };
         let url = format!("{}/3/device/{device_token}", self.base);
 
         // A second attempt only after ExpiredProviderToken, with a freshly minted token.
@@ -297,6 +303,41 @@ impl Channel for ApnsChannel {
             }
             return interpret_error(status, reason, &body);
         }
+    }
+
+    /// The payload of [`build_payload`]. The device token (in the URL) and the provider token
+    /// (a header) are not part of it.
+    fn preview(&self, request: &SendRequest<'_>) -> Result<Preview, Outcome> {
+        let source = request.source_config;
+        if config_str(source, "team_id").is_none()
+            || config_str(source, "key_id").is_none()
+            || config_str(source, "apns_topic").is_none()
+        {
+            return Err(Outcome::bad_config(
+                "the source needs team_id, key_id and apns_topic",
+            ));
+        }
+        match config_str(request.target_config, "device_token") {
+            None => return Err(Outcome::bad_config("the target has no device_token")),
+            Some(token) if token.is_empty() || !token.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                return Err(Outcome::bad_config("the device token must be hexadecimal"))
+            }
+            Some(_) => {}
+        }
+        let (payload, mut notes) = build(request.message);
+        if request
+            .message
+            .cover_url
+            .as_deref()
+            .is_some_and(|c| !c.trim().is_empty())
+        {
+            notes.push("notifications carry no cover image: it is left out".to_string());
+        }
+        Ok(Preview {
+            channel: self.spec.kind,
+            parts: vec![PreviewPart::new(PreviewKind::ApnsPayload, payload)],
+            notes,
+        })
     }
 }
 
@@ -419,12 +460,19 @@ pub fn validate_private_key(text: &str) -> Result<(), String> {
     mint_jwt("VALIDATION", "VALIDATION", &pem, 0).map(|_| ())
 }
 
-/// The notification payload, at most [`MAX_PAYLOAD_BYTES`] bytes: the body is cut first, then
+/// The notification payload, used by both `send` (which sends its serialization) and
+/// `preview`: at most [`MAX_PAYLOAD_BYTES`] bytes once serialized. The body is cut first, then
 /// the title, each on a character boundary and ending with "…". An empty title is left out; a
 /// link too long to fit even with an empty alert is left out.
-pub fn build_payload(message: &Message) -> Vec<u8> {
+pub fn build_payload(message: &Message) -> Value {
+    build(message).0
+}
+
+/// [`build_payload`], with notes on what was shortened or left out (for previews).
+fn build(message: &Message) -> (Value, Vec<String>) {
+    let mut notes = Vec::new();
     let link = message.link.as_deref().filter(|l| !l.trim().is_empty());
-    let encode = |title: &str, body: &str, link: Option<&str>| {
+    let payload = |title: &str, body: &str, link: Option<&str>| {
         let mut alert = json!({"body": body});
         if !title.is_empty() {
             alert["title"] = json!(title);
@@ -433,46 +481,35 @@ pub fn build_payload(message: &Message) -> Vec<u8> {
         if let Some(link) = link {
             payload["link"] = Value::String(link.to_string());
         }
-        serde_json::to_vec(&payload).expect("a JSON value always serialises")
+        payload
     };
-    let link = link.filter(|l| encode("", "", Some(l)).len() <= MAX_PAYLOAD_BYTES);
-    let fits = |title: &str, body: &str| encode(title, body, link).len() <= MAX_PAYLOAD_BYTES;
+    let size = |value: &Value| serde_json::to_vec(value).map_or(usize::MAX, |v| v.len());
+    let link = link.filter(|l| {
+        let fits = size(&payload("", "", Some(l))) <= MAX_PAYLOAD_BYTES;
+        if !fits {
+            notes.push("the link is too long for the payload: it is left out".to_string());
+        }
+        fits
+    });
+    let fits = |title: &str, body: &str| size(&payload(title, body, link)) <= MAX_PAYLOAD_BYTES;
     let title = message.title.as_str();
     let body = message.body.as_str();
     if fits(title, body) {
-        return encode(title, body, link);
+        return (payload(title, body, link), notes);
     }
-    let body = fit_text(body, |b| fits(title, b));
+    let body = fit_with_ellipsis(body, |b| fits(title, b));
     let title = if fits(title, &body) {
+        notes.push(format!(
+            "the body was shortened to fit APNs' {MAX_PAYLOAD_BYTES}-byte payload limit"
+        ));
         title.to_string()
     } else {
-        fit_text(title, |t| fits(t, &body))
+        notes.push(format!(
+            "the title and body were shortened to fit APNs' {MAX_PAYLOAD_BYTES}-byte payload limit"
+        ));
+        fit_with_ellipsis(title, |t| fits(t, &body))
     };
-    encode(&title, &body, link)
-}
-
-/// The longest prefix of `text` (cut on a character boundary) that, followed by "…", passes
-/// `fits`; "" when not even "…" alone does.
-fn fit_text(text: &str, fits: impl Fn(&str) -> bool) -> String {
-    let starts: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
-    let candidate = |n: usize| {
-        let end = starts.get(n).copied().unwrap_or(text.len());
-        format!("{}…", &text[..end])
-    };
-    if !fits(&candidate(0)) {
-        return String::new();
-    }
-    // Binary search over the number of characters kept: fits() is monotonic in it.
-    let (mut lo, mut hi) = (0usize, starts.len());
-    while lo < hi {
-        let mid = (lo + hi).div_ceil(2);
-        if fits(&candidate(mid)) {
-            lo = mid;
-        } else {
-            hi = mid - 1;
-        }
-    }
-    candidate(lo)
+    (payload(&title, &body, link), notes)
 }
 
 #[cfg(test)]

@@ -5,6 +5,9 @@
 //! DingTalk answers HTTP 200 to most failures. The webhook URL holds the robot's access token:
 //! reqwest errors are stripped of their URL and outcome messages are scrubbed of the token and
 //! the secret.
+//!
+//! [`render`] makes the body for both `send` and `preview`; the signature lives only in the URL,
+//! so the previewed body is exactly the sent one. It is kept within [`MAX_BODY_BYTES`].
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -14,8 +17,8 @@ use serde_json::{json, Value};
 
 use crate::http::network_outcome;
 use crate::sign::{dingtalk_signed_url, system_clock, Clock};
-use crate::text::excerpt;
-use crate::{config_str, Channel, Outcome, SendRequest};
+use crate::text::{excerpt, fit_with_ellipsis};
+use crate::{config_str, Channel, Outcome, Preview, PreviewKind, PreviewPart, SendRequest};
 
 pub static SPEC: KindSpec = KindSpec {
     kind: ChannelKind::Dingtalk,
@@ -46,6 +49,13 @@ pub static SPEC: KindSpec = KindSpec {
 /// Seconds to wait after `130101`. DingTalk's documentation: a robot may send 20 messages a
 /// minute; past that it is throttled for 10 minutes, so retrying after one minute would fail again.
 pub const RATE_LIMIT_RETRY_SECS: u64 = 600;
+
+/// Largest request body sent, in bytes of the serialized JSON. DingTalk's documentation gives
+/// no size limit for markdown messages; its robot answers `460101 "message too long, exceed
+/// 20000 bytes"` (and, in newer replies, "body 大小不合法;解决方案:请保持大小在 20000bytes 以内")
+/// beyond it, as reported against several open-source senders. A longer message is cut rather
+/// than split: a split would spend the robot's 20 messages a minute (then 10 minutes throttled).
+pub const MAX_BODY_BYTES: usize = 20_000;
 
 /// Label of the link when the message has none.
 const DEFAULT_LINK_LABEL: &str = "Open";
@@ -105,7 +115,11 @@ impl Channel for DingtalkChannel {
             hidden.push(token);
         }
 
-        let payload = render(request.message);
+        // The same body as the preview; the signature is in the URL only.
+        let (payload, notes) = build(request.message);
+        for note in notes {
+            tracing::info!(note, "DingTalk");
+        }
         let outcome = match self.http.post(url).json(&payload).send().await {
             Err(e) => network_outcome("sending the request to DingTalk failed", e),
             Ok(response) => {
@@ -119,9 +133,26 @@ impl Channel for DingtalkChannel {
         // Defence in depth: the access token and the signing secret should never get there.
         outcome.scrub(&hidden)
     }
+
+    /// The body of [`render`]; the webhook URL (with its access token) and the signature are
+    /// not part of it.
+    fn preview(&self, request: &SendRequest<'_>) -> Result<Preview, Outcome> {
+        let Some(webhook_url) = config_str(request.target_config, "webhook_url") else {
+            return Err(Outcome::bad_config("the target has no webhook_url"));
+        };
+        if url::Url::parse(webhook_url).is_err() {
+            return Err(Outcome::bad_config("the webhook_url is not a valid URL"));
+        }
+        let (body, notes) = build(request.message);
+        Ok(Preview {
+            channel: ChannelKind::Dingtalk,
+            parts: vec![PreviewPart::new(PreviewKind::DingtalkMarkdown, body)],
+            notes,
+        })
+    }
 }
 
-/// The `msgtype: markdown` body for `message`:
+/// The `msgtype: markdown` body for `message`, used by both `send` and `preview`:
 ///
 /// ```text
 /// #### {title}
@@ -136,53 +167,96 @@ impl Channel for DingtalkChannel {
 /// Every user value is escaped with [`escape_markdown`]; blocks that are empty are left out.
 /// `markdown.title` (shown in notifications and the chat list) is the plain title on one line.
 /// Links and the cover are used only when they are absolute http(s) URLs.
+///
+/// The serialized body is kept within [`MAX_BODY_BYTES`]: the body text is cut on a character
+/// boundary and ends with "…" (cut before escaping, so no escape is ever split); if even an
+/// empty body does not fit, the title is cut the same way (in both places it appears).
 pub fn render(message: &Message) -> Value {
-    let title_line = one_line(&message.title);
-    let mut blocks = Vec::new();
-    if !title_line.trim().is_empty() {
-        blocks.push(format!("#### {}", escape_markdown(&title_line)));
-    }
-    if let Some(cover) = message
+    build(message).0
+}
+
+/// [`render`], with notes on what was changed or left out (for previews).
+fn build(message: &Message) -> (Value, Vec<String>) {
+    let mut notes = Vec::new();
+    let cover = message
         .cover_url
         .as_deref()
         .filter(|c| !c.trim().is_empty())
-    {
-        match markdown_url(cover) {
-            Some(url) => blocks.push(format!("![cover]({url})")),
-            None => tracing::warn!("DingTalk: the cover is not an http(s) URL; left out"),
-        }
-    }
-    let body = normalise_newlines(&message.body);
-    if !body.trim().is_empty() {
-        // A lone "\n" is a soft break in Markdown; two trailing spaces keep the author's lines.
-        blocks.push(escape_markdown(&body).replace('\n', "  \n"));
-    }
-    if let Some(link) = message.link.as_deref().filter(|l| !l.trim().is_empty()) {
-        match markdown_url(link) {
-            Some(url) => {
-                let label = message
-                    .link_label
-                    .as_deref()
-                    .map(one_line)
-                    .filter(|l| !l.trim().is_empty())
-                    .unwrap_or_else(|| DEFAULT_LINK_LABEL.to_string());
-                blocks.push(format!("[{}]({url})", escape_markdown(&label)));
+        .and_then(|cover| {
+            let url = markdown_url(cover);
+            if url.is_none() {
+                notes.push("the cover is not an http(s) URL: it is left out".to_string());
             }
-            None => tracing::warn!("DingTalk: the link is not an http(s) URL; left out"),
+            url
+        });
+    let link = message
+        .link
+        .as_deref()
+        .filter(|l| !l.trim().is_empty())
+        .and_then(|link| {
+            let url = markdown_url(link);
+            if url.is_none() {
+                notes.push("the link is not an http(s) URL: it is left out".to_string());
+            }
+            url
+        })
+        .map(|url| {
+            let label = message
+                .link_label
+                .as_deref()
+                .map(one_line)
+                .filter(|l| !l.trim().is_empty())
+                .unwrap_or_else(|| DEFAULT_LINK_LABEL.to_string());
+            (label, url)
+        });
+    let assemble = |title: &str, body: &str| {
+        let mut blocks = Vec::new();
+        if !title.trim().is_empty() {
+            blocks.push(format!("#### {}", escape_markdown(title)));
         }
-    }
-    let title = if title_line.trim().is_empty() {
-        DEFAULT_TITLE.to_string()
-    } else {
-        title_line
+        if let Some(url) = &cover {
+            blocks.push(format!("![cover]({url})"));
+        }
+        if !body.trim().is_empty() {
+            blocks.push(hard_line_breaks(&escape_markdown(body)));
+        }
+        if let Some((label, url)) = &link {
+            blocks.push(format!("[{}]({url})", escape_markdown(label)));
+        }
+        let title = if title.trim().is_empty() {
+            DEFAULT_TITLE
+        } else {
+            title
+        };
+        json!({
+            "msgtype": "markdown",
+            "markdown": {
+                "title": title,
+                "text": blocks.join("\n\n"),
+            }
+        })
     };
-    json!({
-        "msgtype": "markdown",
-        "markdown": {
-            "title": title,
-            "text": blocks.join("\n\n"),
-        }
-    })
+    let fits = |title: &str, body: &str| {
+        serde_json::to_vec(&assemble(title, body)).is_ok_and(|v| v.len() <= MAX_BODY_BYTES)
+    };
+    let title = one_line(&message.title);
+    let body = normalise_newlines(&message.body);
+    if fits(&title, &body) {
+        return (assemble(&title, &body), notes);
+    }
+    let body = fit_with_ellipsis(&body, |b| fits(&title, b));
+    let title = if fits(&title, &body) {
+        notes.push(format!(
+            "the body was shortened to fit DingTalk's {MAX_BODY_BYTES}-byte limit"
+        ));
+        title
+    } else {
+        notes.push(format!(
+            "the title and body were shortened to fit DingTalk's {MAX_BODY_BYTES}-byte limit"
+        ));
+        fit_with_ellipsis(&title, |t| fits(t, &body))
+    };
+    (assemble(&title, &body), notes)
 }
 
 /// Escapes plain text for DingTalk's Markdown so that it renders literally and can form no
@@ -190,8 +264,13 @@ pub fn render(message: &Message) -> Value {
 ///
 /// - `&` `<` `>` become the entities `&amp;` `&lt;` `&gt;` (understood by every Markdown
 ///   dialect; a backslash before `<` is not, in the original Markdown);
-/// - `\` `` ` `` `*` `_` `[` `]` `(` `)` `#` `+` `-` `!` `~` `|` get a backslash;
-/// - `.` gets a backslash only after digits at the start of a line (`1.` would start a list).
+/// - `\` `` ` `` `*` `_` `[` `]` `#` `~` `|` always get a backslash;
+/// - `-` `+` `=` get one only as the first character of a line after spaces (a list item, a
+///   setext underline), and `.` `)` only after digits at the start of a line (an ordered list).
+///
+/// `(`, `)` and `!` elsewhere are left alone: with `[`, `]` and `<` escaped no link, image or
+/// autolink can form around them, and every backslash that is not needed is one more character
+/// a renderer might show.
 pub fn escape_markdown(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + text.len() / 4);
     let mut line_prefix = true; // only spaces and digits so far on this line
@@ -201,11 +280,18 @@ pub fn escape_markdown(text: &str) -> String {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
-            '\\' | '`' | '*' | '_' | '[' | ']' | '(' | ')' | '#' | '+' | '-' | '!' | '~' | '|' => {
+            '\\' | '`' | '*' | '_' | '[' | ']' | '#' | '~' | '|' => {
                 out.push('\\');
                 out.push(c);
             }
-            '.' if line_prefix && digits => out.push_str("\\."),
+            '-' | '+' | '=' if line_prefix && !digits => {
+                out.push('\\');
+                out.push(c);
+            }
+            '.' | ')' if line_prefix && digits => {
+                out.push('\\');
+                out.push(c);
+            }
             _ => out.push(c),
         }
         if c == '\n' {
@@ -215,6 +301,24 @@ pub fn escape_markdown(text: &str) -> String {
             digits = true;
         } else if !(line_prefix && c == ' ' && !digits) {
             line_prefix = false;
+        }
+    }
+    out
+}
+
+/// Keeps the author's line breaks: a single `\n` is a soft break in Markdown, so a line followed
+/// by another non-empty line ends with two spaces (a hard break). Blank lines (paragraph breaks)
+/// are left as they are.
+fn hard_line_breaks(text: &str) -> String {
+    let lines: Vec<&str> = text.split('\n').collect();
+    let mut out = String::with_capacity(text.len() + lines.len() * 2);
+    for (i, line) in lines.iter().enumerate() {
+        out.push_str(line);
+        if let Some(next) = lines.get(i + 1) {
+            if !line.trim().is_empty() && !next.trim().is_empty() {
+                out.push_str("  ");
+            }
+            out.push('\n');
         }
     }
     out
@@ -304,12 +408,12 @@ mod tests {
     #[test]
     fn escapes_links_html_and_emphasis() {
         assert_eq!(
-            escape_markdown("<script>alert(1)</script> [x](http://evil)"),
-            r"&lt;script&gt;alert\(1\)&lt;/script&gt; \[x\]\(http://evil\)"
+            escape_markdown("<script>alert(1)</script> [x](http://evil) ![i](y)"),
+            r"&lt;script&gt;alert(1)&lt;/script&gt; \[x\](http://evil) !\[i\](y)"
         );
         assert_eq!(
-            escape_markdown("a_b *c* `d` ~~e~~ \\ & | !"),
-            r"a\_b \*c\* \`d\` \~\~e\~\~ \\ &amp; \| \!"
+            escape_markdown("a_b *c* `d` ~~e~~ \\ & | ! 2026-03-02 a+b=c"),
+            r"a\_b \*c\* \`d\` \~\~e\~\~ \\ &amp; \| ! 2026-03-02 a+b=c"
         );
     }
 
@@ -319,6 +423,17 @@ mod tests {
             escape_markdown("# h\n- item\n12. n\nv1.2 ok\n  3. x"),
             "\\# h\n\\- item\n12\\. n\nv1.2 ok\n  3\\. x"
         );
+        // "1)" lists, "+" lists and setext underlines.
+        assert_eq!(
+            escape_markdown("1) a\n + b\n===\n---\n(1) c"),
+            "1\\) a\n \\+ b\n\\===\n\\---\n(1) c"
+        );
+    }
+
+    #[test]
+    fn hard_breaks_only_between_lines_of_text() {
+        assert_eq!(hard_line_breaks("a\nb\n\nc\n"), "a  \nb\n\nc\n");
+        assert_eq!(hard_line_breaks("a"), "a");
     }
 
     #[test]

@@ -5,6 +5,10 @@
 //! across sends yet); what can be built once is: the EHLO name at construction, and the TLS
 //! parameters (a rustls config with the web PKI roots, plus
 //! [`Endpoints::extra_root_certificates`]) once per SMTP host.
+//!
+//! [`compose`] makes the headers and both parts for `send` and `preview`; `send` adds the
+//! `Message-ID` and `Date`. Transfer encoding (quoted-printable or base64 for lines longer than
+//! 998 octets or non-ASCII text) and CRLF line ends are lettre's job.
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -17,10 +21,12 @@ use lettre::transport::smtp::extension::ClientId;
 use lettre::transport::smtp::PoolConfig;
 use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use notify_domain::{ChannelKind, FieldFormat, FieldSpec, KindSpec, Message};
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 
 use crate::text::escape_html;
-use crate::{config_str, Channel, Endpoints, Outcome, SendRequest};
+use crate::{
+    config_str, Channel, Endpoints, Outcome, Preview, PreviewKind, PreviewPart, SendRequest,
+};
 
 pub static SPEC: KindSpec = KindSpec {
     kind: ChannelKind::Email,
@@ -216,12 +222,16 @@ impl Channel for EmailChannel {
             Ok(smtp) => smtp,
             Err(outcome) => return outcome,
         };
-        let (email, message_id) = match build_email(
+        // The same headers and parts as the preview; Message-ID and Date are added here.
+        let composed = match compose(
             request.source_config,
             request.target_config,
             request.message,
-            smtp.username,
         ) {
+            Ok(composed) => composed,
+            Err(outcome) => return outcome,
+        };
+        let (email, message_id) = match build_email(composed) {
             Ok(built) => built,
             Err(outcome) => return outcome,
         };
@@ -277,6 +287,33 @@ impl Channel for EmailChannel {
         };
         outcome.scrub(&secret_forms(smtp.username, smtp.password))
     }
+
+    /// `email_headers` (`subject`, `from`, `from_name` when set, `to`), `email_text` and
+    /// `email_html`: what [`compose`] makes for `send`. Neither the SMTP password nor the
+    /// per-send `Message-ID` and `Date` is part of it.
+    fn preview(&self, request: &SendRequest<'_>) -> Result<Preview, Outcome> {
+        let composed = compose(
+            request.source_config,
+            request.target_config,
+            request.message,
+        )?;
+        let mut notes = Vec::new();
+        if let Some(cover) = request
+            .message
+            .cover_url
+            .as_deref()
+            .filter(|c| !c.trim().is_empty())
+        {
+            if safe_url(cover, &["https", "http"]).is_none() {
+                notes.push("the cover is not an http(s) URL: it is left out".to_string());
+            }
+        }
+        Ok(Preview {
+            channel: ChannelKind::Email,
+            parts: composed.preview_parts(),
+            notes,
+        })
+    }
 }
 
 fn format_duration(d: Duration) -> String {
@@ -287,14 +324,49 @@ fn format_duration(d: Duration) -> String {
     }
 }
 
-/// Builds the message; returns it with its Message-ID (`<uuid@sender-domain>`).
-fn build_email(
+/// The e-mail as composed from the message and the public config: used by both `send` and
+/// `preview`. `send` adds `Message-ID` and `Date` (lettre adds the date) and encodes it.
+#[derive(Debug, Clone)]
+pub struct Composed {
+    pub from: Mailbox,
+    pub to: Mailbox,
+    /// One line; lettre encodes it (RFC 2047) when it is not ASCII.
+    pub subject: String,
+    /// The text/plain part, lines ending in `\n` (sent as CRLF).
+    pub text: String,
+    /// The text/html part, lines ending in `\n` (sent as CRLF).
+    pub html: String,
+}
+
+impl Composed {
+    /// The preview parts: `email_headers`, `email_text`, `email_html`.
+    pub fn preview_parts(&self) -> Vec<PreviewPart> {
+        let mut headers = json!({
+            "subject": self.subject,
+            "from": self.from.email.to_string(),
+            "to": self.to.email.to_string(),
+        });
+        if let Some(name) = &self.from.name {
+            headers["from_name"] = json!(name);
+        }
+        vec![
+            PreviewPart::new(PreviewKind::EmailHeaders, headers),
+            PreviewPart::new(PreviewKind::EmailText, Value::String(self.text.clone())),
+            PreviewPart::new(PreviewKind::EmailHtml, Value::String(self.html.clone())),
+        ]
+    }
+}
+
+/// Reads the sender (`from_address`, else the `username`) and the recipient from the config
+/// and renders the subject and both parts.
+pub fn compose(
     source: &Map<String, Value>,
     target: &Map<String, Value>,
     message: &Message,
-    username: &str,
-) -> Result<(lettre::Message, String), Outcome> {
-    let from_text = config_str(source, "from_address").unwrap_or(username);
+) -> Result<Composed, Outcome> {
+    let from_text = config_str(source, "from_address")
+        .or_else(|| config_str(source, "username"))
+        .unwrap_or_default();
     let from: Address = from_text.trim().parse().map_err(|_| {
         Outcome::bad_config("the sender address (from_address, or the username when it is not set) is not a valid e-mail address")
     })?;
@@ -307,22 +379,32 @@ fn build_email(
         .map(str::trim)
         .filter(|n| !n.is_empty())
         .map(String::from);
+    Ok(Composed {
+        from: Mailbox::new(sender_name, from),
+        to: Mailbox::new(None, to),
+        subject: single_line(&message.title),
+        text: plain_text(message),
+        html: html(message),
+    })
+}
 
-    let domain = if from.domain().is_ascii() {
-        from.domain()
+/// Builds the message; returns it with its Message-ID (`<uuid@sender-domain>`).
+fn build_email(composed: Composed) -> Result<(lettre::Message, String), Outcome> {
+    let domain = if composed.from.email.domain().is_ascii() {
+        composed.from.email.domain().to_string()
     } else {
-        "localhost"
+        "localhost".to_string()
     };
     let message_id = format!("<{}@{}>", uuid::Uuid::new_v4(), domain);
 
     let email = lettre::Message::builder()
-        .from(Mailbox::new(sender_name, from))
-        .to(Mailbox::new(None, to))
-        .subject(single_line(&message.title))
+        .from(composed.from)
+        .to(composed.to)
+        .subject(composed.subject)
         .message_id(Some(message_id.clone()))
         .multipart(MultiPart::alternative_plain_html(
-            plain_text(message),
-            html(message),
+            composed.text,
+            composed.html,
         ))
         .map_err(|e| {
             Outcome::permanent(
@@ -372,12 +454,25 @@ fn plain_text(message: &Message) -> String {
     {
         if let Some(label) = link_label(message) {
             out.push_str(label);
-            out.push_str(":\n");
+            out.push_str(colon_after(label));
+            out.push('\n');
         }
         out.push_str(link);
         out.push('\n');
     }
     out
+}
+
+/// The colon to put after `label`: the full-width "：" after CJK text (查看评论：), ":" otherwise.
+fn colon_after(label: &str) -> &'static str {
+    let wide = label.chars().next_back().is_some_and(|c| {
+        matches!(c as u32, 0x2E80..=0x9FFF | 0xAC00..=0xD7AF | 0xF900..=0xFAFF | 0xFF00..=0xFFEF)
+    });
+    if wide {
+        "："
+    } else {
+        ":"
+    }
 }
 
 /// `url` if it is an absolute URL with one of `schemes` (no `javascript:` and the like).
@@ -454,7 +549,11 @@ fn html(message: &Message) -> String {
                 escape_html(url)
             )),
             // Not a URL we link to: show it as text.
-            None => out.push_str(&format!("<p style=\"margin:24px 0 0;\">{label}: {}</p>\n", escape_html(link))),
+            None => out.push_str(&format!(
+                "<p style=\"margin:24px 0 0;\">{label}{} {}</p>\n",
+                colon_after(link_label(message).unwrap_or("Open")),
+                escape_html(link)
+            )),
         }
     }
     out.push_str("</div>\n</body>\n</html>\n");
@@ -619,6 +718,11 @@ mod tests {
             ..msg("T", "", Some("https://x.example"), None)
         };
         assert_eq!(plain_text(&m), "T\n\nhttps://x.example\n");
+        let m = Message {
+            link_label: Some("查看评论".into()),
+            ..msg("T", "", Some("https://x.example"), None)
+        };
+        assert_eq!(plain_text(&m), "T\n\n查看评论：\nhttps://x.example\n");
     }
 
     #[test]

@@ -11,6 +11,9 @@
 //!
 //! The webhook URL's last segment is the bot's access token: reqwest errors are stripped of their
 //! URL and outcome messages are scrubbed of the token and the secrets.
+//!
+//! [`build_body`] makes the request body for both `send` and `preview`; `send` adds the image key
+//! it uploaded and the signature.
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,8 +26,10 @@ use tokio::sync::Mutex;
 
 use crate::http::{describe_error, network_outcome};
 use crate::sign::{feishu_sign, system_clock, Clock};
-use crate::text::{excerpt, redact, REDACTED};
-use crate::{config_str, Channel, Endpoints, Outcome, SendRequest};
+use crate::text::{excerpt, fit_with_ellipsis, redact, REDACTED};
+use crate::{
+    config_str, Channel, Endpoints, Outcome, Preview, PreviewKind, PreviewPart, SendRequest,
+};
 
 pub static SPEC: KindSpec = KindSpec {
     kind: ChannelKind::Feishu,
@@ -422,13 +427,13 @@ impl Channel for FeishuChannel {
             _ => None,
         };
 
-        let timestamp = self.clock.now_secs();
-        let signature = secret.map(|s| (timestamp, feishu_sign(timestamp, s)));
-        let payload = build_payload(
-            request.message,
-            image_key.as_deref(),
-            signature.as_ref().map(|(ts, sign)| (*ts, sign.as_str())),
-        );
+        // The same body as the preview, with the real image key; then the signature.
+        let mut payload = build_body(request.message, image_key.as_deref());
+        if let Some(secret) = secret {
+            let timestamp = self.clock.now_secs();
+            payload["timestamp"] = json!(timestamp.to_string());
+            payload["sign"] = json!(feishu_sign(timestamp, secret));
+        }
         let outcome = match self.http.post(url).json(&payload).send().await {
             Err(e) => network_outcome("sending the request to Feishu failed", e),
             Ok(response) => {
@@ -450,45 +455,133 @@ impl Channel for FeishuChannel {
         // Defence in depth: the webhook token and the secrets should never get there.
         outcome.scrub(&hidden)
     }
+
+    /// The body of [`build_body`] without `timestamp` and `sign`. A cover that will be uploaded
+    /// (the message has an http(s) cover and the source an `app_id`) shows as an `img` element
+    /// whose `img_key` is [`PREVIEW_IMAGE_KEY`]: the real key exists only once the image is
+    /// uploaded, at send time. Room for the real key and the signature is reserved either way, so
+    /// the text is cut exactly where the send cuts it.
+    fn preview(&self, request: &SendRequest<'_>) -> Result<Preview, Outcome> {
+        let Some(webhook_url) = config_str(request.target_config, "webhook_url") else {
+            return Err(Outcome::bad_config("the target has no webhook_url"));
+        };
+        if url::Url::parse(webhook_url).is_err() {
+            return Err(Outcome::bad_config("the webhook_url is not a valid URL"));
+        }
+        let has_app = config_str(request.source_config, "app_id").is_some_and(|s| !s.is_empty());
+        let mut notes = Vec::new();
+        let image_key = match cover_url(request.message) {
+            Some(Ok(_)) if has_app => {
+                notes.push(format!(
+                    "the cover is downloaded and uploaded with the source's app credentials at \
+                     send time, and its image key replaces \"{PREVIEW_IMAGE_KEY}\"; if that \
+                     fails, the card is sent without the image"
+                ));
+                Some(PREVIEW_IMAGE_KEY)
+            }
+            Some(Ok(_)) => {
+                notes.push(
+                    "the source has no app credentials to upload the cover: it is left out".into(),
+                );
+                None
+            }
+            Some(Err(())) => {
+                notes.push("the cover is not an http(s) URL: it is left out".into());
+                None
+            }
+            None => None,
+        };
+        let (body, more) = build(request.message, image_key);
+        notes.extend(more);
+        Ok(Preview {
+            channel: ChannelKind::Feishu,
+            parts: vec![PreviewPart::new(PreviewKind::FeishuCard, body)],
+            notes,
+        })
+    }
 }
 
-/// The webhook request body: `msg_type: interactive` with the card from [`card`], and
-/// `timestamp` (seconds, as a string) and `sign` when the target has a signing secret.
+/// The message's cover: `None` without one, `Err` when it is not an absolute http(s) URL.
+fn cover_url(message: &Message) -> Option<Result<url::Url, ()>> {
+    let text = message
+        .cover_url
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty())?;
+    Some(
+        url::Url::parse(text)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+            .ok_or(()),
+    )
+}
+
+/// The webhook request body without `timestamp` and `sign`: `msg_type: interactive` with the
+/// card from [`card`]. Used by both `send` (which adds the signature) and `preview` (which passes
+/// [`PREVIEW_IMAGE_KEY`] for a cover to be uploaded).
 ///
-/// The serialized body is kept within [`MAX_BODY_BYTES`]: the body text is cut on a character
-/// boundary and ends with "…" (before escaping, so no entity is ever split); if even an empty
-/// body does not fit, the title is cut the same way.
-pub fn build_payload(
-    message: &Message,
-    image_key: Option<&str>,
-    signature: Option<(i64, &str)>,
-) -> Value {
-    let envelope = |title: &str, body: &str| {
-        let mut payload = json!({
+/// The serialized body is kept within [`MAX_BODY_BYTES`] **including** the signature fields and
+/// an image key of up to [`IMAGE_KEY_RESERVE`] bytes, whatever the actual ones: the body text is
+/// cut on a character boundary and ends with "…" (before escaping, so no entity is ever split);
+/// if even an empty body does not fit, the title is cut the same way.
+pub fn build_body(message: &Message, image_key: Option<&str>) -> Value {
+    build(message, image_key).0
+}
+
+/// `"timestamp"` and `"sign"` as long as they ever are: seconds have 10 digits until 2286, and
+/// the signature is the base64 of a 32-byte HMAC (44 characters).
+const TIMESTAMP_PLACEHOLDER: &str = "0000000000";
+const SIGN_PLACEHOLDER: &str = "0000000000000000000000000000000000000000000=";
+
+/// Bytes reserved for the image key when the card has an image. Feishu's keys are about 40-60
+/// ASCII characters (`img_v3_02…`); a longer one gets its own room.
+pub const IMAGE_KEY_RESERVE: usize = 128;
+
+/// The `img_key` a preview shows for a cover that is uploaded at send time.
+pub const PREVIEW_IMAGE_KEY: &str = "<uploaded at send time>";
+
+/// [`build_body`], with notes on what was shortened or left out (for previews).
+fn build(message: &Message, image_key: Option<&str>) -> (Value, Vec<String>) {
+    let mut notes = Vec::new();
+    if message
+        .link
+        .as_deref()
+        .is_some_and(|l| !l.trim().is_empty())
+        && message.link.as_deref().and_then(http_url).is_none()
+    {
+        notes.push("the link is not an http(s) URL: it is left out".to_string());
+    }
+    let envelope = |title: &str, body: &str, image_key: Option<&str>| {
+        json!({
             "msg_type": "interactive",
             "card": card(title, body, message, image_key),
-        });
-        if let Some((timestamp, sign)) = signature {
-            payload["timestamp"] = json!(timestamp.to_string());
-            payload["sign"] = json!(sign);
-        }
-        payload
+        })
     };
+    let reserved_key = image_key.map(|key| "k".repeat(key.len().max(IMAGE_KEY_RESERVE)));
     let fits = |title: &str, body: &str| {
-        serde_json::to_vec(&envelope(title, body)).is_ok_and(|v| v.len() <= MAX_BODY_BYTES)
+        let mut sized = envelope(title, body, reserved_key.as_deref());
+        sized["timestamp"] = json!(TIMESTAMP_PLACEHOLDER);
+        sized["sign"] = json!(SIGN_PLACEHOLDER);
+        serde_json::to_vec(&sized).is_ok_and(|v| v.len() <= MAX_BODY_BYTES)
     };
     let title = message.title.clone();
     let body = normalise_newlines(&message.body);
     if fits(&title, &body) {
-        return envelope(&title, &body);
+        return (envelope(&title, &body, image_key), notes);
     }
-    let body = fit_text(&body, |b| fits(&title, b));
+    let body = fit_with_ellipsis(&body, |b| fits(&title, b));
     let title = if fits(&title, &body) {
+        notes.push(format!(
+            "the body was shortened to fit Feishu's {MAX_BODY_BYTES}-byte limit"
+        ));
         title
     } else {
-        fit_text(&title, |t| fits(t, &body))
+        notes.push(format!(
+            "the title and body were shortened to fit Feishu's {MAX_BODY_BYTES}-byte limit"
+        ));
+        fit_with_ellipsis(&title, |t| fits(t, &body))
     };
-    envelope(&title, &body)
+    (envelope(&title, &body, image_key), notes)
 }
 
 /// The card (JSON 1.0 structure): a blue header with the plain-text title; then the cover
@@ -506,26 +599,27 @@ pub fn card(title: &str, body: &str, message: &Message, image_key: Option<&str>)
     if !body.trim().is_empty() {
         elements.push(json!({"tag": "markdown", "content": escape_markdown(body)}));
     }
-    if let Some(link) = message.link.as_deref().filter(|l| !l.trim().is_empty()) {
-        match http_url(link) {
-            Some(url) => {
-                let label = message
-                    .link_label
-                    .as_deref()
-                    .filter(|l| !l.trim().is_empty())
-                    .unwrap_or(DEFAULT_LINK_LABEL);
-                elements.push(json!({
-                    "tag": "action",
-                    "actions": [{
-                        "tag": "button",
-                        "text": {"tag": "plain_text", "content": label},
-                        "type": "primary",
-                        "url": url,
-                    }],
-                }));
-            }
-            None => tracing::warn!("Feishu: the link is not an http(s) URL; left out"),
-        }
+    // A link that is not http(s) is left out (a preview says so).
+    if let Some(url) = message
+        .link
+        .as_deref()
+        .filter(|l| !l.trim().is_empty())
+        .and_then(http_url)
+    {
+        let label = message
+            .link_label
+            .as_deref()
+            .filter(|l| !l.trim().is_empty())
+            .unwrap_or(DEFAULT_LINK_LABEL);
+        elements.push(json!({
+            "tag": "action",
+            "actions": [{
+                "tag": "button",
+                "text": {"tag": "plain_text", "content": label},
+                "type": "primary",
+                "url": url,
+            }],
+        }));
     }
     if elements.is_empty() {
         // A card needs at least one element.
@@ -592,30 +686,6 @@ fn normalise_newlines(text: &str) -> String {
 fn http_url(text: &str) -> Option<String> {
     let url = url::Url::parse(text.trim()).ok()?;
     (matches!(url.scheme(), "http" | "https") && url.host().is_some()).then(|| url.to_string())
-}
-
-/// The longest prefix of `text` (cut on a character boundary) that, followed by "…", passes
-/// `fits`; "" when not even "…" alone does.
-fn fit_text(text: &str, fits: impl Fn(&str) -> bool) -> String {
-    let ends: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
-    // Binary search over the number of characters kept: fits() is monotonic in it.
-    let (mut lo, mut hi) = (0usize, ends.len());
-    let candidate = |n: usize| {
-        let end = ends.get(n).copied().unwrap_or(text.len());
-        format!("{}…", &text[..end])
-    };
-    if !fits(&candidate(0)) {
-        return String::new();
-    }
-    while lo < hi {
-        let mid = (lo + hi).div_ceil(2);
-        if fits(&candidate(mid)) {
-            lo = mid;
-        } else {
-            hi = mid - 1;
-        }
-    }
-    candidate(lo)
 }
 
 #[derive(Deserialize)]
@@ -753,8 +823,9 @@ mod tests {
     #[test]
     fn truncates_the_body_to_fit_with_an_ellipsis() {
         let body = "é".repeat(30_000);
-        let payload = build_payload(&msg("T", &body), None, Some((1, "sig")));
-        let size = serde_json::to_vec(&payload).unwrap().len();
+        let payload = build_body(&msg("T", &body), None);
+        // The signature fields are added at send time: 79 bytes are kept for them.
+        let size = serde_json::to_vec(&payload).unwrap().len() + 79;
         assert!(size <= MAX_BODY_BYTES, "{size}");
         assert!(size > MAX_BODY_BYTES - 10, "{size} wastes room");
         let content = payload["card"]["elements"][0]["content"].as_str().unwrap();
@@ -767,7 +838,7 @@ mod tests {
 
     #[test]
     fn a_huge_title_is_cut_too() {
-        let payload = build_payload(&msg(&"t".repeat(50_000), "body"), None, None);
+        let payload = build_body(&msg(&"t".repeat(50_000), "body"), None);
         assert!(serde_json::to_vec(&payload).unwrap().len() <= MAX_BODY_BYTES);
         assert!(payload["card"]["header"]["title"]["content"]
             .as_str()

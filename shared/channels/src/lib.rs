@@ -5,6 +5,12 @@
 //! A channel turns the channel-neutral [`Message`] into its provider's format (escaping every
 //! user-supplied value for that format), sends it, and reports an [`Outcome`] decided from the
 //! provider's answer, never from the HTTP status alone.
+//!
+//! [`Channel::preview`] renders the same requests without sending them: every channel builds its
+//! request bodies with one function that both `send` and `preview` call, and adds what is secret
+//! or changes per send (signatures, timestamps, tokens, `Message-ID`, `Date`, the uploaded image
+//! key) only when it sends. Size limits are enforced by that shared function, in the unit the
+//! provider counts, so a preview is cut exactly where the send is.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,7 +18,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use notify_domain::{ChannelKind, KindSpec, Message, SecretBundle};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 pub mod apns;
@@ -164,6 +170,82 @@ impl Outcome {
     }
 }
 
+/// What [`Channel::send`] would send for a request, without sending it: one [`PreviewPart`] per
+/// provider request, in order, with the bodies exactly as sent, minus secrets and per-send values.
+///
+/// A preview never contains a secret, a bot token, a signature or timestamp, a webhook access
+/// token or a device token: it is built without reading the request's secret bundles at all
+/// (pass empty ones), and none of those values is part of a request body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Preview {
+    pub channel: ChannelKind,
+    pub parts: Vec<PreviewPart>,
+    /// What the send may still change, for people reading the preview (the Feishu image key
+    /// that is uploaded at send time, a cover left out because it is not an http(s) URL...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+/// One provider request (or, for e-mail, one part of the message).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PreviewPart {
+    pub kind: PreviewKind,
+    /// The request body: a JSON object for the HTTP providers, a JSON string for the e-mail
+    /// text and HTML parts, an object `{subject, from, from_name?, to}` for the e-mail headers.
+    pub body: Value,
+}
+
+/// What a [`PreviewPart`] is. Serialized as the strings in the variant docs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum PreviewKind {
+    /// `"email_headers"`: `{subject, from, from_name?, to}` (no `Message-ID` or `Date`: they are
+    /// made per send).
+    #[serde(rename = "email_headers")]
+    EmailHeaders,
+    /// `"email_text"`: the text/plain part (before transfer encoding; sent with CRLF line ends).
+    #[serde(rename = "email_text")]
+    EmailText,
+    /// `"email_html"`: the text/html part (before transfer encoding; sent with CRLF line ends).
+    #[serde(rename = "email_html")]
+    EmailHtml,
+    /// `"telegram_sendMessage"`: the JSON body of one `sendMessage` call.
+    #[serde(rename = "telegram_sendMessage")]
+    TelegramSendMessage,
+    /// `"telegram_sendPhoto"`: the JSON body of one `sendPhoto` call.
+    #[serde(rename = "telegram_sendPhoto")]
+    TelegramSendPhoto,
+    /// `"feishu_card"`: the webhook body without `timestamp` and `sign`.
+    #[serde(rename = "feishu_card")]
+    FeishuCard,
+    /// `"dingtalk_markdown"`: the webhook body (DingTalk signs in the URL).
+    #[serde(rename = "dingtalk_markdown")]
+    DingtalkMarkdown,
+    /// `"apns_payload"`: the notification payload.
+    #[serde(rename = "apns_payload")]
+    ApnsPayload,
+}
+
+impl PreviewKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PreviewKind::EmailHeaders => "email_headers",
+            PreviewKind::EmailText => "email_text",
+            PreviewKind::EmailHtml => "email_html",
+            PreviewKind::TelegramSendMessage => "telegram_sendMessage",
+            PreviewKind::TelegramSendPhoto => "telegram_sendPhoto",
+            PreviewKind::FeishuCard => "feishu_card",
+            PreviewKind::DingtalkMarkdown => "dingtalk_markdown",
+            PreviewKind::ApnsPayload => "apns_payload",
+        }
+    }
+}
+
+impl PreviewPart {
+    pub fn new(kind: PreviewKind, body: Value) -> PreviewPart {
+        PreviewPart { kind, body }
+    }
+}
+
 /// One delivery channel.
 #[async_trait]
 pub trait Channel: Send + Sync {
@@ -176,6 +258,10 @@ pub trait Channel: Send + Sync {
     }
     /// Formats and sends one message. Never panics; every failure is an [`Outcome`].
     async fn send(&self, request: &SendRequest<'_>) -> Outcome;
+    /// The requests [`Channel::send`] would make for `request`, built by the same functions,
+    /// without any network access and without reading `request`'s secret bundles (empty ones
+    /// will do). Fails with the same configuration error `send` would report before sending.
+    fn preview(&self, request: &SendRequest<'_>) -> Result<Preview, Outcome>;
 }
 
 /// Provider endpoints and network settings. Every base URL is configurable so that tests,
@@ -254,4 +340,44 @@ impl ChannelRegistry {
 /// Reads a string field from a validated config map.
 pub(crate) fn config_str<'a>(config: &'a Map<String, Value>, field: &str) -> Option<&'a str> {
     config.get(field).and_then(Value::as_str)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preview_serializes_with_the_documented_kind_names() {
+        let kinds = [
+            PreviewKind::EmailHeaders,
+            PreviewKind::EmailText,
+            PreviewKind::EmailHtml,
+            PreviewKind::TelegramSendMessage,
+            PreviewKind::TelegramSendPhoto,
+            PreviewKind::FeishuCard,
+            PreviewKind::DingtalkMarkdown,
+            PreviewKind::ApnsPayload,
+        ];
+        for kind in kinds {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+        }
+        let preview = Preview {
+            channel: ChannelKind::Telegram,
+            parts: vec![PreviewPart::new(
+                PreviewKind::TelegramSendPhoto,
+                serde_json::json!({"caption": "c"}),
+            )],
+            notes: vec![],
+        };
+        assert_eq!(
+            serde_json::to_value(&preview).unwrap(),
+            serde_json::json!({
+                "channel": "telegram",
+                "parts": [{"kind": "telegram_sendPhoto", "body": {"caption": "c"}}]
+            })
+        );
+        let back: Preview =
+            serde_json::from_value(serde_json::to_value(&preview).unwrap()).unwrap();
+        assert_eq!(back, preview);
+    }
 }

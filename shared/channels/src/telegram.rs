@@ -1,9 +1,17 @@
-//! Telegram Bot API: `sendMessage` with `parse_mode=HTML`, user text escaped.
+//! Telegram Bot API: `sendMessage` (and `sendPhoto` for a cover) with `parse_mode=HTML`, user
+//! text escaped.
 //!
 //! The text is `<b>{title}</b>\n\n{body}` and, with a link, `\n\n<a href="{link}">{label}</a>`,
 //! every user value escaped for Telegram's HTML mode. A text longer than 4096 UTF-16 code units
 //! (counted before Telegram parses entities, which is the safe side) is sent as several messages,
 //! cut at line ends where possible and never inside a character, an entity or a tag.
+//!
+//! With a cover (an http(s) URL) the message starts with a `sendPhoto` whose caption is at most
+//! 1024 UTF-16 units, counted the same way; what does not fit follows as text (see
+//! [`build_requests`]). Telegram fetches the photo itself; if it cannot, the message is sent as
+//! text only.
+//!
+//! [`build_requests`] makes the request bodies for both `send` and `preview`.
 //!
 //! A group that was upgraded to a supergroup answers with `parameters.migrate_to_chat_id`: the
 //! message is sent again, once, to the new chat, and a delivery then carries the new `chat_id` as
@@ -20,7 +28,9 @@ use crate::http::network_outcome;
 use crate::text::{
     cost_of, cut_within, escape_html_text, escaped_text_utf16_units, excerpt, first_line, utf16_len,
 };
-use crate::{config_str, Channel, Endpoints, Outcome, SendRequest};
+use crate::{
+    config_str, Channel, Endpoints, Outcome, Preview, PreviewKind, PreviewPart, SendRequest,
+};
 
 pub static SPEC: KindSpec = KindSpec {
     kind: ChannelKind::Telegram,
@@ -54,6 +64,9 @@ pub static SPEC: KindSpec = KindSpec {
 /// Telegram's limit for a message text, in UTF-16 code units.
 pub const MAX_TEXT_UNITS: usize = 4096;
 
+/// Telegram's limit for a photo caption, in UTF-16 code units.
+pub const MAX_CAPTION_UNITS: usize = 1024;
+
 /// Label of the link when the message has none.
 const DEFAULT_LINK_LABEL: &str = "Open";
 
@@ -73,7 +86,7 @@ impl TelegramChannel {
         }
     }
 
-    /// Sends one `sendMessage` call and decides its outcome from the reply body. Messages may
+    /// Makes one Bot API call and decides its outcome from the reply body. Messages may
     /// contain the token; the caller scrubs them.
     async fn send_one(&self, url: &str, payload: &Value) -> Result<String, Failure> {
         let response = self
@@ -136,9 +149,12 @@ impl Channel for TelegramChannel {
         &SPEC
     }
 
-    /// With several parts, they are sent in order and the outcome carries the **first** part's
-    /// `message_id` (the one with the title). If a later part fails, that failure is returned and
-    /// its message says how many parts were already delivered.
+    /// The requests of [`build_requests`], sent in order; the outcome carries the **first**
+    /// request's `message_id` (the one with the title, or the photo). If a later request fails,
+    /// that failure is returned and its message says how many parts were already delivered.
+    ///
+    /// A `sendPhoto` that Telegram refuses because of the photo (it could not fetch or process
+    /// the cover URL) is replaced by the text-only requests, so the message still arrives.
     ///
     /// A group upgraded to a supergroup is followed once: the part goes to the supergroup, so do
     /// the parts after it, and a delivery carries `target_update: {"chat_id": "<new id>"}`.
@@ -151,30 +167,21 @@ impl Channel for TelegramChannel {
                 "the bot token has an unexpected format (expected digits, ':', then letters, digits, '_' or '-')",
             );
         }
-        let Some(chat_id) = config_str(request.target_config, "chat_id") else {
-            return Outcome::bad_config("the target has no chat_id");
+        let (chat_id, thread_id) = match target(request) {
+            Ok(target) => target,
+            Err(outcome) => return outcome,
         };
-        let thread_id = request
-            .target_config
-            .get("message_thread_id")
-            .and_then(Value::as_i64);
-
-        let url = format!("{}/bot{}/sendMessage", self.api_base, token);
-        let parts = render_parts(request.message, MAX_TEXT_UNITS);
-        let total = parts.len();
+        let mut requests = build_requests(request.message, chat_id, thread_id);
         let mut first_id = None;
         let mut chat_id = chat_id.to_string();
         let mut migrated = false;
-        for (index, text) in parts.iter().enumerate() {
-            let mut payload = json!({
-                "chat_id": chat_id,
-                "text": text,
-                "parse_mode": "HTML",
-                "link_preview_options": {"is_disabled": true},
-            });
-            if let Some(thread_id) = thread_id {
-                payload["message_thread_id"] = json!(thread_id);
-            }
+        let mut index = 0;
+        while index < requests.len() {
+            let call = &requests[index];
+            let url = format!("{}/bot{}/{}", self.api_base, token, call.method.as_str());
+            let mut payload = call.body.clone();
+            // After a migration, later parts go to the supergroup.
+            payload["chat_id"] = json!(chat_id.as_str());
             let sent = self
                 .send_to_chat(&url, &mut payload, &mut chat_id, &mut migrated)
                 .await;
@@ -182,7 +189,19 @@ impl Channel for TelegramChannel {
                 Ok(id) => {
                     first_id.get_or_insert(id);
                 }
+                Err(outcome) if call.method == Method::SendPhoto && is_photo_problem(&outcome) => {
+                    tracing::warn!(
+                        reason = outcome.message().unwrap_or_default(),
+                        "Telegram could not use the cover as a photo; sending the message as text"
+                    );
+                    // Only the first request is a sendPhoto, and text requests have none: this
+                    // happens at most once.
+                    requests = text_requests(request.message, &chat_id, thread_id);
+                    index = 0;
+                    continue;
+                }
                 Err(outcome) => {
+                    let total = requests.len();
                     let outcome = if index > 0 {
                         annotate(
                             outcome,
@@ -194,6 +213,7 @@ impl Channel for TelegramChannel {
                     return scrub(outcome, token);
                 }
             }
+            index += 1;
         }
         let target_update = migrated.then(|| {
             let mut update = serde_json::Map::new();
@@ -205,6 +225,165 @@ impl Channel for TelegramChannel {
             target_update,
         }
     }
+
+    /// The bodies of [`build_requests`]. They hold the target's `chat_id` (public config); the
+    /// bot token is only ever in the URL, which a preview does not show.
+    fn preview(&self, request: &SendRequest<'_>) -> Result<Preview, Outcome> {
+        let (chat_id, thread_id) = target(request)?;
+        let requests = build_requests(request.message, chat_id, thread_id);
+        let mut notes = Vec::new();
+        match cover(request.message) {
+            Some(Ok(_)) => notes.push(
+                "Telegram downloads the photo from the cover URL; if it cannot, the message is \
+                 sent as text only (sendMessage)"
+                    .to_string(),
+            ),
+            Some(Err(())) => {
+                notes.push("the cover is not an http(s) URL: it is left out".to_string())
+            }
+            None => {}
+        }
+        Ok(Preview {
+            channel: ChannelKind::Telegram,
+            parts: requests
+                .into_iter()
+                .map(|call| PreviewPart::new(call.method.preview_kind(), call.body))
+                .collect(),
+            notes,
+        })
+    }
+}
+
+/// The target's `chat_id` and optional `message_thread_id`.
+fn target<'a>(request: &SendRequest<'a>) -> Result<(&'a str, Option<i64>), Outcome> {
+    let chat_id = config_str(request.target_config, "chat_id")
+        .ok_or_else(|| Outcome::bad_config("the target has no chat_id"))?;
+    let thread_id = request
+        .target_config
+        .get("message_thread_id")
+        .and_then(Value::as_i64);
+    Ok((chat_id, thread_id))
+}
+
+/// A Bot API method this channel calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    SendMessage,
+    SendPhoto,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::SendMessage => "sendMessage",
+            Method::SendPhoto => "sendPhoto",
+        }
+    }
+
+    fn preview_kind(self) -> PreviewKind {
+        match self {
+            Method::SendMessage => PreviewKind::TelegramSendMessage,
+            Method::SendPhoto => PreviewKind::TelegramSendPhoto,
+        }
+    }
+}
+
+/// One Bot API call: the method and its JSON body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiCall {
+    pub method: Method,
+    pub body: Value,
+}
+
+/// The calls that deliver `message` to `chat_id`, in order. Both `send` and `preview` use it.
+///
+/// - Without a cover: one `sendMessage` per part of [`MAX_TEXT_UNITS`] (see the module docs).
+/// - With an http(s) cover: a `sendPhoto` with the cover URL as `photo` and the message as its
+///   `caption` when the whole rendered message fits in [`MAX_CAPTION_UNITS`]. Otherwise the
+///   caption is the title alone (bold) and the body and link follow in `sendMessage` calls of
+///   up to [`MAX_TEXT_UNITS`]: the photo keeps its headline and the text reads as one piece
+///   rather than breaking off mid-paragraph at 1024 units. (A title longer than the caption limit
+///   continues in the first `sendMessage`.)
+pub fn build_requests(message: &Message, chat_id: &str, thread_id: Option<i64>) -> Vec<ApiCall> {
+    let Some(Ok(photo)) = cover(message) else {
+        return text_requests(message, chat_id, thread_id);
+    };
+    let (caption, rest) = render_with_caption(message);
+    let mut body = json!({
+        "chat_id": chat_id,
+        "photo": photo,
+        "caption": caption,
+        "parse_mode": "HTML",
+    });
+    if let Some(thread_id) = thread_id {
+        body["message_thread_id"] = json!(thread_id);
+    }
+    let mut calls = vec![ApiCall {
+        method: Method::SendPhoto,
+        body,
+    }];
+    calls.extend(rest.iter().map(|text| text_call(text, chat_id, thread_id)));
+    calls
+}
+
+/// The `sendMessage` calls for `message` without a photo.
+fn text_requests(message: &Message, chat_id: &str, thread_id: Option<i64>) -> Vec<ApiCall> {
+    render_parts(message, MAX_TEXT_UNITS)
+        .iter()
+        .map(|text| text_call(text, chat_id, thread_id))
+        .collect()
+}
+
+fn text_call(text: &str, chat_id: &str, thread_id: Option<i64>) -> ApiCall {
+    let mut body = json!({
+        "chat_id": chat_id,
+        "text": text,
+        "parse_mode": "HTML",
+        "link_preview_options": {"is_disabled": true},
+    });
+    if let Some(thread_id) = thread_id {
+        body["message_thread_id"] = json!(thread_id);
+    }
+    ApiCall {
+        method: Method::SendMessage,
+        body,
+    }
+}
+
+/// The message's cover: `None` without one, `Err` when it is not an absolute http(s) URL (it
+/// is then left out), else the URL to give Telegram.
+fn cover(message: &Message) -> Option<Result<String, ()>> {
+    let text = message
+        .cover_url
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty())?;
+    Some(
+        url::Url::parse(text)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+            .map(String::from)
+            .ok_or(()),
+    )
+}
+
+/// Whether a failed `sendPhoto` failed because of the photo (Telegram could not fetch, read or
+/// process the URL), so that the message can go out as text instead.
+fn is_photo_problem(outcome: &Outcome) -> bool {
+    const PHOTO_ERRORS: [&str; 6] = [
+        "http url",
+        "web page content",
+        "file identifier",
+        "image_process_failed",
+        "photo_",
+        "wrong type of the web page",
+    ];
+    matches!(outcome, Outcome::Permanent { .. })
+        && outcome.code() == Some("400")
+        && outcome.message().is_some_and(|m| {
+            let m = m.to_ascii_lowercase();
+            PHOTO_ERRORS.iter().any(|e| m.contains(e))
+        })
 }
 
 /// A token looks like `123456:ABC-DEF…`. Anything else could change the URL's path.
@@ -339,44 +518,53 @@ fn render_link(href: &str, label: &str) -> String {
     format!("<a href=\"{href}\">{}</a>", escape_html_text(label))
 }
 
-/// Renders `message` as one or more Telegram HTML texts of at most `max_units` UTF-16 units.
-fn render_parts(message: &Message, max_units: usize) -> Vec<String> {
+fn is_http_url(text: &str) -> bool {
+    url::Url::parse(text.trim())
+        .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+}
+
+/// The title, the body and the link of `message` as segments (empty ones left out). A link
+/// element longer than `link_max` units is shown as its URL in plain text instead (Telegram
+/// links it itself), so that it always fits one part; so is a link that is not an absolute
+/// http(s) URL.
+fn blocks(message: &Message, link_max: usize) -> (Option<Segment<'_>>, Vec<Segment<'_>>) {
     let label = message
         .link_label
         .as_deref()
         .filter(|l| !l.trim().is_empty())
         .unwrap_or(DEFAULT_LINK_LABEL);
-    let mut blocks = Vec::new();
-    if !message.title.trim().is_empty() {
-        blocks.push(Segment::Bold(&message.title));
-    }
+    let title = (!message.title.trim().is_empty()).then(|| Segment::Bold(&message.title));
+    let mut rest = Vec::new();
     if !message.body.trim().is_empty() {
-        blocks.push(Segment::Plain(&message.body));
+        rest.push(Segment::Plain(&message.body));
     }
     if let Some(href) = message.link.as_deref().filter(|l| !l.trim().is_empty()) {
-        if utf16_len(&render_link(href, label)) <= max_units {
-            blocks.push(Segment::Link { href, label });
+        if is_http_url(href) && utf16_len(&render_link(href, label)) <= link_max {
+            rest.push(Segment::Link { href, label });
         } else {
-            // Too long to send as one element: the URL as text (Telegram links it itself).
-            blocks.push(Segment::Plain(href));
+            // Not an http(s) URL, or too long for one part: the URL as text, never a link.
+            rest.push(Segment::Plain(href));
         }
     }
-    let mut segments = Vec::new();
-    for (i, block) in blocks.into_iter().enumerate() {
-        if i > 0 {
-            segments.push(Segment::Plain("\n\n"));
+    (title, rest)
+}
+
+/// Adds `segments` to `packer` with a blank line between them (`separate_first`: before the
+/// first one too).
+fn push_segments(packer: &mut Packer, segments: Vec<Segment<'_>>, separate_first: bool) {
+    for (i, segment) in segments.into_iter().enumerate() {
+        if i > 0 || separate_first {
+            packer.push_text("\n\n", "", "");
         }
-        segments.push(block);
-    }
-    let mut packer = Packer::new(max_units);
-    for segment in segments {
         match segment {
             Segment::Bold(text) => packer.push_text(text, "<b>", "</b>"),
             Segment::Plain(text) => packer.push_text(text, "", ""),
             Segment::Link { href, label } => packer.push_atom(&render_link(href, label)),
         }
     }
-    let parts = packer.finish();
+}
+
+fn or_empty_notice(parts: Vec<String>) -> Vec<String> {
     if parts.is_empty() {
         // Telegram rejects an empty text; say so rather than send nothing.
         vec![escape_html_text("(empty message)")]
@@ -385,8 +573,39 @@ fn render_parts(message: &Message, max_units: usize) -> Vec<String> {
     }
 }
 
-/// Fills parts greedily with rendered segments.
+/// Renders `message` as one or more Telegram HTML texts of at most `max_units` UTF-16 units.
+fn render_parts(message: &Message, max_units: usize) -> Vec<String> {
+    let (title, rest) = blocks(message, max_units);
+    let mut packer = Packer::new(max_units, max_units);
+    let mut segments: Vec<Segment<'_>> = title.into_iter().collect();
+    segments.extend(rest);
+    push_segments(&mut packer, segments, false);
+    or_empty_notice(packer.finish())
+}
+
+/// The caption (at most [`MAX_CAPTION_UNITS`]) and the texts that follow the photo (each at
+/// most [`MAX_TEXT_UNITS`]); see [`build_requests`].
+fn render_with_caption(message: &Message) -> (String, Vec<String>) {
+    let whole = render_parts(message, MAX_CAPTION_UNITS);
+    if let [caption] = &whole[..] {
+        return (caption.clone(), Vec::new());
+    }
+    // The link element must fit the smallest part it could land in.
+    let (title, rest) = blocks(message, MAX_CAPTION_UNITS);
+    let mut packer = Packer::new(MAX_CAPTION_UNITS, MAX_TEXT_UNITS);
+    push_segments(&mut packer, title.into_iter().collect(), false);
+    // The title alone is the caption; the body starts a message of its own.
+    packer.flush();
+    push_segments(&mut packer, rest, false);
+    let mut parts = or_empty_notice(packer.finish()).into_iter();
+    let caption = parts.next().unwrap_or_default();
+    (caption, parts.collect())
+}
+
+/// Fills parts greedily with rendered segments: the first part up to `first_max` units, the
+/// others up to `max`.
 struct Packer {
+    first_max: usize,
     max: usize,
     parts: Vec<String>,
     current: String,
@@ -394,8 +613,9 @@ struct Packer {
 }
 
 impl Packer {
-    fn new(max: usize) -> Self {
+    fn new(first_max: usize, max: usize) -> Self {
         Packer {
+            first_max,
             max,
             parts: Vec::new(),
             current: String::new(),
@@ -403,6 +623,16 @@ impl Packer {
         }
     }
 
+    /// The limit of the part being filled.
+    fn limit(&self) -> usize {
+        if self.parts.is_empty() {
+            self.first_max
+        } else {
+            self.max
+        }
+    }
+
+    /// Ends the current part (if it has anything to send).
     fn flush(&mut self) {
         let part = std::mem::take(&mut self.current);
         self.units = 0;
@@ -415,7 +645,7 @@ impl Packer {
 
     fn push_atom(&mut self, rendered: &str) {
         let units = utf16_len(rendered);
-        if self.units + units > self.max {
+        if self.units + units > self.limit() {
             self.flush();
         }
         self.current.push_str(rendered);
@@ -434,7 +664,8 @@ impl Packer {
                     return;
                 }
             }
-            let budget = self.max.saturating_sub(self.units + overhead);
+            let limit = self.limit();
+            let budget = limit.saturating_sub(self.units + overhead);
             let cut = cut_within(text, budget, escaped_text_utf16_units);
             let end = if cut.at_char == text.len() {
                 text.len()

@@ -111,6 +111,35 @@ pub fn split_chunks(text: &str, max: usize, cost: impl Fn(char) -> usize + Copy)
     chunks
 }
 
+/// The ellipsis a truncated text ends with.
+pub const ELLIPSIS: char = '…';
+
+/// The longest prefix of `text`, cut on a character boundary and followed by "…", that passes
+/// `fits`; "" when not even "…" alone does. `fits` must be monotonic in the prefix length (a
+/// shorter prefix never fits worse), which holds for "the serialized request is at most N bytes".
+/// Callers cut plain text *before* escaping it, so an escape sequence is never split.
+pub fn fit_with_ellipsis(text: &str, fits: impl Fn(&str) -> bool) -> String {
+    let starts: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
+    let candidate = |n: usize| {
+        let end = starts.get(n).copied().unwrap_or(text.len());
+        format!("{}{ELLIPSIS}", &text[..end])
+    };
+    if !fits(&candidate(0)) {
+        return String::new();
+    }
+    // Binary search over the number of characters kept.
+    let (mut lo, mut hi) = (0usize, starts.len());
+    while lo < hi {
+        let mid = (lo + hi).div_ceil(2);
+        if fits(&candidate(mid)) {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    candidate(lo)
+}
+
 /// What a hidden value (a token, a secret) is replaced with in messages.
 pub const REDACTED: &str = "<redacted>";
 
@@ -254,6 +283,17 @@ mod tests {
         );
         // Limit 3 with 2-unit characters: one per chunk, never half of one.
         assert_eq!(split_chunks("😀😀", 3, utf16_len_char), vec!["😀", "😀"]);
+    }
+
+    #[test]
+    fn fits_the_longest_prefix_with_an_ellipsis() {
+        // "…" is 3 bytes: a budget of 3 + 4 bytes keeps one emoji (4 bytes), not two.
+        let fits = |budget: usize| move |s: &str| s.len() <= budget;
+        assert_eq!(fit_with_ellipsis("😀😀", fits(7)), "😀…");
+        assert_eq!(fit_with_ellipsis("😀😀", fits(6)), "…");
+        assert_eq!(fit_with_ellipsis("😀😀", fits(2)), "");
+        // '通' is 3 bytes: 3 + 3 + 3 = 9 keeps two of them.
+        assert_eq!(fit_with_ellipsis("通通通", fits(9)), "通通…");
     }
 
     #[test]

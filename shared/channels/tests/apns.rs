@@ -20,7 +20,7 @@ use notify_channels::apns::{
     normalise_p8, validate_private_key, ApnsChannel, MAX_PAYLOAD_BYTES, TOKEN_REUSE_SECS,
 };
 use notify_channels::sign::Clock;
-use notify_channels::{Channel, Endpoints, Outcome, SendRequest};
+use notify_channels::{Channel, Endpoints, Outcome, Preview, PreviewKind, SendRequest};
 use notify_domain::{ChannelKind, Message, SecretBundle, SecretValue};
 use serde_json::{json, Map, Value};
 
@@ -70,6 +70,8 @@ struct Seen {
     /// Simulated time when the request arrived.
     at: i64,
     payload: Value,
+    /// The payload's bytes as they arrived.
+    raw: Vec<u8>,
 }
 
 #[derive(Default)]
@@ -215,6 +217,7 @@ async fn handle(
             iat,
             at: now,
             payload,
+            raw: body.to_vec(),
         });
         r.seen[0].jwt.clone()
     };
@@ -602,4 +605,137 @@ async fn connection_failures_are_retryable() {
     let outcome = send(&ch, &message("T", "b")).await;
     assert!(matches!(outcome, Outcome::Retryable { .. }), "{outcome:?}");
     assert!(!outcome.message().unwrap().contains(DEVICE), "{outcome:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Preview, the 4096-byte limit and hostile input.
+
+/// The channel's preview for `message`, built without any secret.
+fn preview_of(ch: &ApnsChannel, message: &Message) -> Preview {
+    let source_config: Map<String, Value> =
+        json!({"team_id": TEAM_ID, "key_id": KEY_ID, "apns_topic": TOPIC})
+            .as_object()
+            .unwrap()
+            .clone();
+    let target_config: Map<String, Value> =
+        json!({"device_token": DEVICE}).as_object().unwrap().clone();
+    let preview = ch
+        .preview(&SendRequest {
+            source_config: &source_config,
+            source_secrets: &SecretBundle::new(),
+            target_config: &target_config,
+            target_secrets: &SecretBundle::new(),
+            message,
+        })
+        .unwrap();
+    let shown = serde_json::to_string(&preview).unwrap();
+    assert!(
+        !shown.contains(DEVICE),
+        "device token in the preview: {shown}"
+    );
+    assert_eq!(preview.parts.len(), 1);
+    assert_eq!(preview.parts[0].kind, PreviewKind::ApnsPayload);
+    preview
+}
+
+/// The preview's payload as the bytes `send` would put on the wire.
+fn preview_bytes(ch: &ApnsChannel, message: &Message) -> Vec<u8> {
+    serde_json::to_vec(&preview_of(ch, message).parts[0].body).unwrap()
+}
+
+const HOSTILE_TITLE: &str = "<script>alert(1)</script> [x](http://evil)";
+const HOSTILE_BODY: &str =
+    r#"**bold** ![img](http://evil/x.png) <a href="http://evil">y</a> & "quotes""#;
+
+#[tokio::test]
+async fn preview_equals_what_is_sent() {
+    let clock = SimClock::at_secs(1_800_000_000);
+    let fake = FakeApns::start(Reply::Ok, clock.clone()).await;
+    let ch = container(&fake, &clock);
+    let messages = [
+        Message {
+            link: Some("https://example.com/x?a=1&b=\"2\"".into()),
+            cover_url: Some("https://cdn.example.com/c.png".into()),
+            ..message(HOSTILE_TITLE, HOSTILE_BODY)
+        },
+        message("", "no title"),
+        message("长", &"通知😀\n".repeat(1000)),
+    ];
+    for m in &messages {
+        assert!(send(&ch, m).await.is_delivered());
+        let sent = fake.seen().pop().unwrap();
+        assert!(sent.raw == preview_bytes(&ch, m), "{m:?}");
+    }
+    // The sandbox channel renders the same payload.
+    let sandbox = ApnsChannel::sandbox(&endpoints("http://127.0.0.1:9", &fake.base)).unwrap();
+    let preview = preview_of(&sandbox, &messages[0]);
+    assert_eq!(preview.channel, ChannelKind::ApnsSandbox);
+    assert_eq!(preview.parts, preview_of(&ch, &messages[0]).parts);
+}
+
+// The payload for title "T" and body B:
+//
+//   {"aps":{"alert":{"body":"<B>","title":"T"},"sound":"default"}}
+//
+// `{"aps":` 7 + `{"alert":` 9 + `{"body":"` 9 + `","title":"T"}` 14 + `,"sound":"default"}` 19
+// + `}` 1 = 59 bytes around B, which may so have 4096 − 59 = 4037 bytes.
+
+#[tokio::test]
+async fn a_payload_of_exactly_4096_bytes_is_sent_whole() {
+    // "通😀" is 3 + 4 = 7 bytes; × 576 = 4032, + "通" (3) + "é" (2) = 4037.
+    let clock = SimClock::at_secs(1_800_000_000);
+    let fake = FakeApns::start(Reply::Ok, clock.clone()).await;
+    let ch = container(&fake, &clock);
+    let body = format!("{}通é", "通😀".repeat(576));
+    assert!(send(&ch, &message("T", &body)).await.is_delivered());
+    let seen = fake.seen().pop().unwrap();
+    assert_eq!(seen.raw.len(), MAX_PAYLOAD_BYTES);
+    assert!(seen.payload["aps"]["alert"]["body"] == body.as_str());
+}
+
+#[tokio::test]
+async fn one_byte_more_cuts_the_body_on_a_character_with_an_ellipsis() {
+    // 4038 bytes do not fit. With "…" (3 bytes) the body may keep 4034: the 576 pairs (4032);
+    // the "通" after them would make 4035. The body is 4032 + 3 = 4035 bytes, the payload 4094.
+    let clock = SimClock::at_secs(1_800_000_000);
+    let fake = FakeApns::start(Reply::Ok, clock.clone()).await;
+    let ch = container(&fake, &clock);
+    let m = message("T", &format!("{}通éa", "通😀".repeat(576)));
+    assert!(send(&ch, &m).await.is_delivered());
+    let seen = fake.seen().pop().unwrap();
+    assert_eq!(seen.raw.len(), 4094);
+    let expected = format!("{}…", "通😀".repeat(576));
+    assert!(seen.payload["aps"]["alert"]["body"] == expected.as_str());
+    assert_eq!(seen.payload["aps"]["alert"]["title"], "T");
+    let preview = preview_of(&ch, &m);
+    assert!(serde_json::to_vec(&preview.parts[0].body).unwrap() == seen.raw);
+    assert_eq!(
+        preview.notes,
+        vec!["the body was shortened to fit APNs' 4096-byte payload limit"]
+    );
+}
+
+#[tokio::test]
+async fn hostile_text_is_only_json_escaped() {
+    // An alert is plain text on the device: the only escaping is JSON's (quotes and
+    // backslashes), which serde_json does; nothing else is changed.
+    let ch =
+        ApnsChannel::production(&endpoints("http://127.0.0.1:9", "http://127.0.0.1:9")).unwrap();
+    let m = message(HOSTILE_TITLE, &format!("{HOSTILE_BODY} \\ \u{7}"));
+    let bytes = String::from_utf8(preview_bytes(&ch, &m)).unwrap();
+    assert!(
+        bytes.contains(r#""title":"<script>alert(1)</script> [x](http://evil)""#),
+        "{bytes}"
+    );
+    assert!(
+        bytes.contains(
+            r#""body":"**bold** ![img](http://evil/x.png) <a href=\"http://evil\">y</a> & \"quotes\" \\ \u0007""#
+        ),
+        "{bytes}"
+    );
+    let preview = preview_of(&ch, &m);
+    assert_eq!(
+        preview.parts[0].body["aps"]["alert"]["title"],
+        HOSTILE_TITLE
+    );
 }

@@ -16,9 +16,9 @@ use axum::Router;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use notify_channels::dingtalk::{DingtalkChannel, RATE_LIMIT_RETRY_SECS};
+use notify_channels::dingtalk::{DingtalkChannel, MAX_BODY_BYTES, RATE_LIMIT_RETRY_SECS};
 use notify_channels::sign::{dingtalk_sign, dingtalk_signed_url, Clock};
-use notify_channels::{Channel, Outcome, SendRequest};
+use notify_channels::{Channel, Outcome, Preview, PreviewKind, SendRequest};
 use notify_domain::{Message, SecretBundle, SecretValue};
 use serde_json::{json, Map, Value};
 use sha2::Sha256;
@@ -135,6 +135,10 @@ async fn handle(
                 violations.push("signed without a secret".into());
             }
         }
+    }
+    // DingTalk: "message too long, exceed 20000 bytes" (errcode 460101).
+    if body.len() > MAX_BODY_BYTES {
+        violations.push(format!("body of {} bytes", body.len()));
     }
     let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     if parsed["msgtype"] != "markdown" {
@@ -340,11 +344,12 @@ async fn hostile_text_stays_literal() {
         ..message(hostile, hostile)
     };
     assert!(send(&robot, &m).await.is_delivered());
-    let escaped = r"&lt;script&gt;alert\(1\)&lt;/script&gt; \[x\]\(http://evil\)";
+    // With '[', ']' and '<' escaped, no link or image can form around '(' ')' '!'.
+    let escaped = r"&lt;script&gt;alert(1)&lt;/script&gt; \[x\](http://evil)";
     assert_eq!(
         robot.texts(),
         vec![format!(
-            "#### {escaped}\n\n{escaped}\n\n[\\!\\[img\\]\\(http://evil/i.png\\)](https://example.com/)"
+            "#### {escaped}\n\n{escaped}\n\n[!\\[img\\](http://evil/i.png)](https://example.com/)"
         )]
     );
     // The notification title is plain text, not Markdown.
@@ -492,4 +497,183 @@ async fn a_missing_webhook_is_a_configuration_error() {
         })
         .await;
     assert_eq!(outcome.code(), Some("invalid_config"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Preview, the 20,000-byte limit and hostile input.
+
+/// The channel's preview for `message`, built without any secret.
+fn preview_of(ch: &DingtalkChannel, webhook: &str, message: &Message) -> Preview {
+    let target_config: Map<String, Value> =
+        json!({"webhook_url": webhook}).as_object().unwrap().clone();
+    let preview = ch
+        .preview(&SendRequest {
+            source_config: &Map::new(),
+            source_secrets: &SecretBundle::new(),
+            target_config: &target_config,
+            target_secrets: &SecretBundle::new(),
+            message,
+        })
+        .unwrap();
+    let shown = serde_json::to_string(&preview).unwrap();
+    assert!(
+        !shown.contains(ACCESS_TOKEN) && !shown.contains(SECRET),
+        "secret in the preview: {shown}"
+    );
+    assert_eq!(preview.parts.len(), 1);
+    assert_eq!(preview.parts[0].kind, PreviewKind::DingtalkMarkdown);
+    preview
+}
+
+const HOSTILE_TITLE: &str = "<script>alert(1)</script> [x](http://evil)";
+const HOSTILE_BODY: &str =
+    r#"**bold** ![img](http://evil/x.png) <a href="http://evil">y</a> & "quotes""#;
+
+/// Compares long texts without printing them whole.
+fn assert_same_text(actual: &str, expected: &str) {
+    let tail = |s: &str| {
+        let chars: Vec<char> = s.chars().collect();
+        chars[chars.len().saturating_sub(8)..]
+            .iter()
+            .collect::<String>()
+    };
+    assert!(
+        actual == expected,
+        "{} bytes ending in {:?}, expected {} bytes ending in {:?}",
+        actual.len(),
+        tail(actual),
+        expected.len(),
+        tail(expected)
+    );
+}
+
+#[tokio::test]
+async fn preview_equals_what_is_sent() {
+    let robot = FakeRobot::start(Reply::Ok, Some(SECRET)).await;
+    let ch = channel(Duration::from_secs(5));
+    let messages = [
+        Message {
+            link: Some("https://example.com/report?id=7&x=(y)".into()),
+            link_label: Some("View report".into()),
+            cover_url: Some("https://cdn.example.com/cover.png".into()),
+            ..message(HOSTILE_TITLE, HOSTILE_BODY)
+        },
+        message("长消息", &"通知😀\n".repeat(3000)),
+        message("", "no title"),
+    ];
+    for m in &messages {
+        assert!(send_to(&ch, &robot.webhook(), Some(SECRET), m)
+            .await
+            .is_delivered());
+        let sent = robot.recorded().bodies.last().unwrap().clone();
+        // DingTalk signs in the URL: the body is compared whole.
+        assert!(
+            sent == preview_of(&ch, &robot.webhook(), m).parts[0].body,
+            "{m:?}"
+        );
+    }
+}
+
+// The body for title "T" and a body text B:
+//
+//   {"markdown":{"text":"#### T\n\n<B>","title":"T"},"msgtype":"markdown"}
+//
+// `{"markdown":{"text":"` 21 + `#### T` 6 + `\n\n` 4 (each newline is 2 bytes in JSON) +
+// `","title":"T"},` 15 + `"msgtype":"markdown"}` 21 = 67 bytes around B, which may so have
+// 20,000 − 67 = 19,933 bytes.
+
+#[tokio::test]
+async fn a_body_of_exactly_20000_bytes_is_sent_whole() {
+    // "通" 3 bytes + "😀" 4 bytes = 7; 7 × 2847 + 4 (one more "😀") = 19,933. Neither needs
+    // escaping in Markdown or JSON.
+    let robot = FakeRobot::start(Reply::Ok, Some(SECRET)).await;
+    let body = format!("{}😀", "通😀".repeat(2847));
+    assert!(send(&robot, &message("T", &body)).await.is_delivered());
+    let recorded = robot.recorded();
+    let sent = &recorded.bodies[0];
+    assert_same_text(
+        sent["markdown"]["text"].as_str().unwrap(),
+        &format!("#### T\n\n{body}"),
+    );
+    assert_eq!(serde_json::to_vec(sent).unwrap().len(), MAX_BODY_BYTES);
+}
+
+#[tokio::test]
+async fn one_byte_more_is_cut_on_a_character_with_an_ellipsis() {
+    // 19,934 bytes do not fit. With "…" (3 bytes) B may keep 19,930: the 2847 pairs (19,929);
+    // the "😀" after them would make 19,933. B is 19,929 + 3 = 19,932 bytes, the body 19,999.
+    let robot = FakeRobot::start(Reply::Ok, Some(SECRET)).await;
+    let ch = channel(Duration::from_secs(5));
+    let m = message("T", &format!("{}😀a", "通😀".repeat(2847)));
+    assert!(send_to(&ch, &robot.webhook(), Some(SECRET), &m)
+        .await
+        .is_delivered());
+    let recorded = robot.recorded();
+    let sent = &recorded.bodies[0];
+    let expected = format!("#### T\n\n{}…", "通😀".repeat(2847));
+    assert_same_text(sent["markdown"]["text"].as_str().unwrap(), &expected);
+    assert_eq!(serde_json::to_vec(sent).unwrap().len(), 19_999);
+    let preview = preview_of(&ch, &robot.webhook(), &m);
+    assert!(preview.parts[0].body == *sent);
+    assert_eq!(
+        preview.notes,
+        vec!["the body was shortened to fit DingTalk's 20000-byte limit"]
+    );
+}
+
+#[tokio::test]
+async fn a_title_too_long_for_the_body_is_cut_in_both_places() {
+    // A 10,000-character CJK title is 30,000 bytes, twice (markdown.title and the heading): the
+    // body is dropped first, then the title is cut with "…".
+    let robot = FakeRobot::start(Reply::Ok, Some(SECRET)).await;
+    let title = "通".repeat(10_000);
+    assert!(send(&robot, &message(&title, "body")).await.is_delivered());
+    let recorded = robot.recorded();
+    let sent = &recorded.bodies[0];
+    let size = serde_json::to_vec(sent).unwrap().len();
+    assert!(
+        (MAX_BODY_BYTES - 6..=MAX_BODY_BYTES).contains(&size),
+        "{size}"
+    );
+    let shown = sent["markdown"]["title"].as_str().unwrap();
+    assert!(shown.ends_with("通…"), "{}", shown.len());
+    assert_eq!(
+        sent["markdown"]["text"].as_str().unwrap(),
+        format!("#### {shown}")
+    );
+}
+
+#[tokio::test]
+async fn hostile_text_arrives_as_literal_text_in_the_preview() {
+    let ch = channel(Duration::from_secs(5));
+    let webhook = format!("https://oapi.dingtalk.com/robot/send?access_token={ACCESS_TOKEN}");
+    let m = Message {
+        link: Some("javascript:alert(1)".into()),
+        link_label: Some("[x](http://evil)".into()),
+        cover_url: Some("https://cdn.example.com/a b(c).png".into()),
+        ..message(HOSTILE_TITLE, HOSTILE_BODY)
+    };
+    let preview = preview_of(&ch, &webhook, &m);
+    assert_eq!(
+        preview.parts[0].body,
+        json!({
+            "msgtype": "markdown",
+            "markdown": {
+                // Shown in notifications and the chat list as plain text.
+                "title": HOSTILE_TITLE,
+                // '<', '>' and '&' are entities; brackets, emphasis and code markers have a
+                // backslash, so no link, image, emphasis or tag forms ('(' ')' '!' alone cannot).
+                // Only our own cover is an image: its URL normalised, parentheses encoded. The
+                // link is not http(s): left out.
+                "text": "#### &lt;script&gt;alert(1)&lt;/script&gt; \\[x\\](http://evil)\n\n\
+                         ![cover](https://cdn.example.com/a%20b%28c%29.png)\n\n\
+                         \\*\\*bold\\*\\* !\\[img\\](http://evil/x.png) \
+                         &lt;a href=\"http://evil\"&gt;y&lt;/a&gt; &amp; \"quotes\"",
+            }
+        })
+    );
+    assert_eq!(
+        preview.notes,
+        vec!["the link is not an http(s) URL: it is left out"]
+    );
 }

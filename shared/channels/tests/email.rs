@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use mailparse::{addrparse_header, dateparse, parse_mail, MailAddr, MailHeaderMap, ParsedMail};
 use notify_channels::email::EmailChannel;
-use notify_channels::{Channel, Endpoints, Outcome, SendRequest};
+use notify_channels::{Channel, Endpoints, Outcome, Preview, PreviewKind, SendRequest};
 use notify_domain::{Message, SecretBundle, SecretValue};
 use serde_json::{json, Map, Value};
 use smtp_sink::Sink;
@@ -285,5 +285,168 @@ async fn connection_refused_is_retryable() {
             .unwrap()
             .contains(&format!("127.0.0.1:{port}")),
         "{outcome:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Preview, long lines and hostile input.
+
+/// The channel's preview for `message`, built without the password.
+fn preview_of(
+    channel: &EmailChannel,
+    source_config: &Map<String, Value>,
+    message: &Message,
+) -> Preview {
+    let target = obj(json!({"email": "someone@example.org"}));
+    let preview = channel
+        .preview(&SendRequest {
+            source_config,
+            source_secrets: &SecretBundle::new(),
+            target_config: &target,
+            target_secrets: &SecretBundle::new(),
+            message,
+        })
+        .unwrap();
+    let kinds: Vec<PreviewKind> = preview.parts.iter().map(|p| p.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            PreviewKind::EmailHeaders,
+            PreviewKind::EmailText,
+            PreviewKind::EmailHtml
+        ]
+    );
+    assert!(!serde_json::to_string(&preview).unwrap().contains(PASSWORD));
+    preview
+}
+
+/// Sends `message` to a fresh sink and returns the raw message it saved.
+async fn send_and_read(channel: &EmailChannel, sink: &Sink, message: &Message) -> Vec<u8> {
+    let outcome = send(channel, source(sink.port, "none"), message).await;
+    assert!(outcome.is_delivered(), "{outcome:?}");
+    let (path, _) = sink.next_saved();
+    std::fs::read(path).unwrap()
+}
+
+/// The headers and both parts of a sent message, as a preview shows them: bodies decoded from
+/// their transfer encoding, CRLF line ends back to LF.
+fn as_preview_bodies(raw: &[u8]) -> (Value, String, String) {
+    let mail = parse_mail(raw).unwrap();
+    let h = &mail.headers;
+    let from = addrparse_header(h.get_first_header("From").unwrap()).unwrap();
+    let [MailAddr::Single(from)] = &from[..] else {
+        panic!("From is not one mailbox: {from:?}")
+    };
+    let to = addrparse_header(h.get_first_header("To").unwrap()).unwrap();
+    let [MailAddr::Single(to)] = &to[..] else {
+        panic!("To is not one mailbox: {to:?}")
+    };
+    let mut headers = json!({
+        "subject": h.get_first_value("Subject").unwrap(),
+        "from": from.addr,
+        "to": to.addr,
+    });
+    if let Some(name) = &from.display_name {
+        headers["from_name"] = json!(name);
+    }
+    let body = |mimetype| {
+        part(&mail, mimetype)
+            .get_body()
+            .unwrap()
+            .replace("\r\n", "\n")
+    };
+    (headers, body("text/plain"), body("text/html"))
+}
+
+const HOSTILE_TITLE: &str = "<script>alert(1)</script> [x](http://evil)";
+const HOSTILE_BODY: &str =
+    r#"**bold** ![img](http://evil/x.png) <a href="http://evil">y</a> & "quotes""#;
+
+#[tokio::test]
+async fn preview_equals_what_is_sent() {
+    let sink = Sink::start();
+    let channel = EmailChannel::new(&endpoints(true));
+    let messages = [
+        message(
+            "通知: Größe 😀",
+            "Disk on db-1 is 91% full.\nCheck it soon.\n\nSecond paragraph & more",
+        ),
+        message(HOSTILE_TITLE, HOSTILE_BODY),
+        // A 10,000-character line (lettre must encode it into lines of at most 998 octets).
+        message("Long", &"abcd 通知 😀 ".repeat(1000)),
+        Message {
+            link: None,
+            cover_url: None,
+            ..message("No link", "")
+        },
+    ];
+    for m in &messages {
+        let raw = send_and_read(&channel, &sink, m).await;
+        let preview = preview_of(&channel, &source(sink.port, "none"), m);
+        let (headers, text, html) = as_preview_bodies(&raw);
+        assert_eq!(headers, preview.parts[0].body);
+        assert!(preview.parts[1].body == text.as_str(), "{text}");
+        assert!(preview.parts[2].body == html.as_str(), "{html}");
+    }
+}
+
+#[tokio::test]
+async fn a_10000_character_single_line_body_is_sent_in_short_lines() {
+    // "abcd 通知 😀 " is 10 characters (4 + 1 + 2 + 1 + 1 + 1) and 17 UTF-8 bytes
+    // (4 + 1 + 6 + 1 + 4 + 1): × 1000 = 10,000 characters and 17,000 bytes on one line, 17 times
+    // RFC 5322's 998-octet limit. lettre picks a transfer encoding that wraps it.
+    let body = "abcd 通知 😀 ".repeat(1000);
+    assert_eq!(body.chars().count(), 10_000);
+    assert_eq!(body.len(), 17_000);
+    let sink = Sink::start();
+    let channel = EmailChannel::new(&endpoints(true));
+    let raw = send_and_read(&channel, &sink, &message("Long", &body)).await;
+    for line in raw.split(|b| *b == b'\n') {
+        assert!(line.len() <= 998, "line of {} octets", line.len());
+    }
+    let (_, text, html) = as_preview_bodies(&raw);
+    assert!(text.contains(&body), "the text part lost characters");
+    assert!(html.contains(&body), "the HTML part lost characters");
+}
+
+#[test]
+fn hostile_text_is_escaped_in_html_and_literal_in_text() {
+    let channel = EmailChannel::new(&endpoints(true));
+    let m = Message {
+        link: Some("javascript:alert(1)".into()),
+        link_label: Some("<b>x</b>".into()),
+        cover_url: Some("javascript:alert(2)".into()),
+        ..message(HOSTILE_TITLE, HOSTILE_BODY)
+    };
+    let preview = preview_of(&channel, &source(2525, "none"), &m);
+    assert_eq!(
+        preview.parts[0].body,
+        json!({
+            "subject": HOSTILE_TITLE,
+            "from": "alerts@example.com",
+            "from_name": "Doe, Jane 张",
+            "to": "someone@example.org",
+        })
+    );
+    // text/plain is never interpreted: the text as typed.
+    assert_eq!(
+        preview.parts[1].body,
+        format!("{HOSTILE_TITLE}\n\n{HOSTILE_BODY}\n\n<b>x</b>:\njavascript:alert(1)\n")
+    );
+    let html = preview.parts[2].body.as_str().unwrap();
+    // Every user value is escaped; Markdown means nothing in HTML. No cover image and no link:
+    // neither is http(s).
+    assert!(html.contains("<title>&lt;script&gt;alert(1)&lt;/script&gt; [x](http://evil)</title>"));
+    assert!(html.contains(">&lt;script&gt;alert(1)&lt;/script&gt; [x](http://evil)</h1>\n"));
+    assert!(html.contains(
+        "<p style=\"margin:0 0 16px;\">**bold** ![img](http://evil/x.png) \
+         &lt;a href=&quot;http://evil&quot;&gt;y&lt;/a&gt; &amp; &quot;quotes&quot;</p>\n"
+    ));
+    assert!(html
+        .contains("<p style=\"margin:24px 0 0;\">&lt;b&gt;x&lt;/b&gt;: javascript:alert(1)</p>\n"));
+    assert!(!html.contains("<img") && !html.contains("<a "), "{html}");
+    assert_eq!(
+        preview.notes,
+        vec!["the cover is not an http(s) URL: it is left out"]
     );
 }

@@ -21,7 +21,7 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use notify_channels::feishu::{FeishuChannel, MAX_BODY_BYTES};
 use notify_channels::sign::{feishu_sign, Clock};
-use notify_channels::{Channel, Endpoints, Outcome, SendRequest};
+use notify_channels::{Channel, Endpoints, Outcome, Preview, PreviewKind, SendRequest};
 use notify_domain::{Message, SecretBundle, SecretValue};
 use serde_json::{json, Map, Value};
 use sha2::Sha256;
@@ -153,7 +153,7 @@ async fn hook_handler(
     if token != HOOK_TOKEN {
         violations.push(format!("hook token {token}"));
     }
-    if body.len() > 20 * 1024 {
+    if body.len() > MAX_BODY_BYTES {
         violations.push(format!("body of {} bytes", body.len()));
     }
     let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
@@ -687,4 +687,209 @@ async fn connection_failures_are_retryable_and_never_show_the_webhook() {
     let outcome = send_full(&ch, &webhook, "feishu", SECRET, &message("T", "b")).await;
     assert!(matches!(outcome, Outcome::Retryable { .. }), "{outcome:?}");
     assert!(!outcome.message().unwrap().contains("/hook/"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Preview, the 20,000-byte limit and hostile input.
+
+/// The channel's preview for `message`, built without any secret.
+fn preview_of(ch: &FeishuChannel, webhook: &str, message: &Message) -> Preview {
+    let source_config: Map<String, Value> = json!({"app_id": APP_ID, "domain": "feishu"})
+        .as_object()
+        .unwrap()
+        .clone();
+    let target_config: Map<String, Value> =
+        json!({"webhook_url": webhook}).as_object().unwrap().clone();
+    let preview = ch
+        .preview(&SendRequest {
+            source_config: &source_config,
+            source_secrets: &SecretBundle::new(),
+            target_config: &target_config,
+            target_secrets: &SecretBundle::new(),
+            message,
+        })
+        .unwrap();
+    let shown = serde_json::to_string(&preview).unwrap();
+    for secret in [HOOK_TOKEN, SECRET, APP_SECRET] {
+        assert!(!shown.contains(secret), "secret in the preview: {shown}");
+    }
+    assert!(!shown.contains("\"sign\"") && !shown.contains("\"timestamp\""));
+    assert_eq!(preview.parts.len(), 1);
+    assert_eq!(preview.parts[0].kind, PreviewKind::FeishuCard);
+    preview
+}
+
+const HOSTILE_TITLE: &str = "<script>alert(1)</script> [x](http://evil)";
+const HOSTILE_BODY: &str =
+    r#"**bold** ![img](http://evil/x.png) <a href="http://evil">y</a> & "quotes""#;
+
+#[tokio::test]
+async fn preview_equals_what_is_sent() {
+    let fake = FakeFeishu::start(HookReply::Ok, UploadMode::Ok, SECRET).await;
+    let ch = channel(&fake);
+    let plain = Message {
+        link: Some("https://example.com/r?a=1&b=2".into()),
+        link_label: Some("Open report".into()),
+        ..message(HOSTILE_TITLE, HOSTILE_BODY)
+    };
+    let long = message("T", &"通😀\n".repeat(4000));
+    for m in [&plain, &long] {
+        assert!(send(&ch, &fake, m).await.is_delivered());
+        let sent = fake.hooks().pop().unwrap();
+        assert_eq!(
+            card_of(&sent),
+            preview_of(&ch, &fake.webhook(), m).parts[0].body
+        );
+    }
+
+    // With a cover, the preview shows a placeholder where the uploaded key goes; nothing else
+    // differs.
+    let covered = Message {
+        cover_url: Some(fake.cover()),
+        ..plain.clone()
+    };
+    assert!(send(&ch, &fake, &covered).await.is_delivered());
+    let sent = fake.hooks().pop().unwrap();
+    let preview = preview_of(&ch, &fake.webhook(), &covered);
+    let mut expected = preview.parts[0].body.clone();
+    assert_eq!(
+        expected["card"]["elements"][0]["img_key"],
+        "<uploaded at send time>"
+    );
+    expected["card"]["elements"][0]["img_key"] = json!("img_v3_fake_1");
+    assert_eq!(card_of(&sent), expected);
+    assert_eq!(preview.notes.len(), 1, "{:?}", preview.notes);
+    assert!(preview.notes[0].contains("uploaded"), "{:?}", preview.notes);
+}
+
+/// Bytes of a signed body for title "T", a markdown body of `content_bytes` and nothing else:
+///
+/// ```text
+/// {"card":                                                                   8
+/// {"config":{"wide_screen_mode":true},                                      36
+/// "elements":[{"content":"                                                  24
+/// <content>
+/// ","tag":"markdown"}],                                                     21
+/// "header":{"template":"blue","title":{"content":"T","tag":"plain_text"}}}  72
+/// ,"msg_type":"interactive"                                                 25
+/// ,"sign":"<44 characters of base64>"                                       54
+/// ,"timestamp":"<10 digits>"                                                25
+/// }                                                                          1
+/// ```
+///
+/// 266 bytes in all, so the content may have 20,000 − 266 = 19,734 bytes.
+const SIGNED_OVERHEAD: usize = 266;
+
+/// Compares long texts without printing them whole.
+fn assert_same_text(actual: &Value, expected: &str) {
+    let actual = actual.as_str().expect("a string");
+    let tail = |s: &str| {
+        s.chars()
+            .rev()
+            .take(8)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<String>()
+    };
+    assert!(
+        actual == expected,
+        "{} bytes ending in {:?}, expected {} bytes ending in {:?}",
+        actual.len(),
+        tail(actual),
+        expected.len(),
+        tail(expected)
+    );
+}
+
+#[tokio::test]
+async fn a_body_of_exactly_20000_bytes_is_sent_whole() {
+    // "通" is 3 bytes and "😀" 4 in UTF-8 (JSON leaves both as they are): 7 × 2819 + 1 ("a")
+    // = 19,734.
+    let fake = FakeFeishu::start(HookReply::Ok, UploadMode::Ok, SECRET).await;
+    let body = format!("{}a", "通😀".repeat(2819));
+    assert!(send(&channel(&fake), &fake, &message("T", &body))
+        .await
+        .is_delivered());
+    let hook = &fake.hooks()[0];
+    assert_same_text(&hook["card"]["elements"][0]["content"], &body);
+    assert_eq!(
+        serde_json::to_vec(hook).unwrap().len(),
+        SIGNED_OVERHEAD + 19_734
+    );
+    assert_eq!(serde_json::to_vec(hook).unwrap().len(), MAX_BODY_BYTES);
+}
+
+#[tokio::test]
+async fn one_byte_more_is_cut_on_a_character_with_an_ellipsis() {
+    // 19,735 bytes of content do not fit. With "…" (3 bytes) the text may keep 19,731 bytes:
+    // 2818 pairs (19,726) and one "通" (19,729); the next "😀" would make 19,733. The content is
+    // 19,729 + 3 = 19,732 bytes and the body 266 + 19,732 = 19,998.
+    let fake = FakeFeishu::start(HookReply::Ok, UploadMode::Ok, SECRET).await;
+    let ch = channel(&fake);
+    let m = message("T", &format!("{}ab", "通😀".repeat(2819)));
+    assert!(send(&ch, &fake, &m).await.is_delivered());
+    let hook = &fake.hooks()[0];
+    let expected = format!("{}通…", "通😀".repeat(2818));
+    assert_same_text(&hook["card"]["elements"][0]["content"], &expected);
+    assert_eq!(serde_json::to_vec(hook).unwrap().len(), 19_998);
+    // The preview cuts at the same place (room for the signature is kept either way) and says so.
+    let preview = preview_of(&ch, &fake.webhook(), &m);
+    assert_same_text(
+        &preview.parts[0].body["card"]["elements"][0]["content"],
+        &expected,
+    );
+    assert_eq!(
+        serde_json::to_vec(&preview.parts[0].body).unwrap().len(),
+        19_998 - 79
+    );
+    assert_eq!(
+        preview.notes,
+        vec!["the body was shortened to fit Feishu's 20000-byte limit"]
+    );
+}
+
+#[tokio::test]
+async fn hostile_text_arrives_as_literal_text() {
+    let ch = channel_with(
+        "http://127.0.0.1:9",
+        "http://127.0.0.1:9",
+        Duration::from_secs(5),
+    );
+    let webhook = format!("https://open.feishu.cn/open-apis/bot/v2/hook/{HOOK_TOKEN}");
+    let m = Message {
+        link: Some("javascript:alert(1)".into()),
+        link_label: Some("[x](http://evil)".into()),
+        cover_url: Some("javascript:alert(2)".into()),
+        ..message(HOSTILE_TITLE, HOSTILE_BODY)
+    };
+    let preview = preview_of(&ch, &webhook, &m);
+    assert_eq!(
+        preview.parts[0].body,
+        json!({
+            "msg_type": "interactive",
+            "card": {
+                "config": {"wide_screen_mode": true},
+                // plain_text: shown as typed, never parsed.
+                "header": {
+                    "template": "blue",
+                    "title": {"tag": "plain_text", "content": HOSTILE_TITLE}
+                },
+                // Every Markdown and HTML trigger is a numeric entity: no emphasis, image, tag
+                // or link can form. The link and the cover are not http(s): left out.
+                "elements": [{
+                    "tag": "markdown",
+                    "content": "&#42;&#42;bold&#42;&#42; &#33;&#91;img&#93;&#40;http&#58;//evil/x.png&#41; \
+                                &#60;a href&#61;\"http&#58;//evil\"&#62;y&#60;/a&#62; &#38; \"quotes\""
+                }]
+            }
+        })
+    );
+    assert_eq!(
+        preview.notes,
+        vec![
+            "the cover is not an http(s) URL: it is left out",
+            "the link is not an http(s) URL: it is left out"
+        ]
+    );
 }

@@ -11,8 +11,8 @@ use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use notify_channels::telegram::TelegramChannel;
-use notify_channels::{Channel, Endpoints, Outcome, SendRequest};
+use notify_channels::telegram::{TelegramChannel, MAX_CAPTION_UNITS, MAX_TEXT_UNITS};
+use notify_channels::{Channel, Endpoints, Outcome, Preview, PreviewKind, SendRequest};
 use notify_domain::{Message, SecretBundle, SecretValue};
 use serde_json::{json, Map, Value};
 
@@ -35,6 +35,8 @@ enum Reply {
     /// Requests to any chat but [`CHAT`] get Telegram's "upgraded to a supergroup" error; those
     /// to [`CHAT`] get the reply given.
     Migrated(AfterMigration),
+    /// `sendPhoto` gets Telegram's answer for a photo URL it cannot fetch; `sendMessage` works.
+    PhotoUnreachable,
 }
 
 #[derive(Clone, Copy)]
@@ -47,6 +49,8 @@ enum AfterMigration {
 
 #[derive(Default)]
 struct Recorded {
+    /// The method (`sendMessage`, `sendPhoto`) of each request, in order.
+    methods: Vec<String>,
     bodies: Vec<Value>,
     /// Protocol violations seen by the fake server (asserted empty by the tests).
     violations: Vec<String>,
@@ -90,6 +94,13 @@ impl FakeBotApi {
             .map(|b| b["text"].as_str().unwrap().to_string())
             .collect()
     }
+
+    /// Each request as `(method, body)`.
+    fn calls(&self) -> Vec<(String, Value)> {
+        let bodies = self.bodies();
+        let methods = self.recorded.lock().unwrap().methods.clone();
+        methods.into_iter().zip(bodies).collect()
+    }
 }
 
 type AppState = (Reply, Arc<Mutex<Recorded>>);
@@ -101,7 +112,12 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     let mut violations = Vec::new();
-    if uri.path() != format!("/bot{TOKEN}/sendMessage") {
+    let method = uri
+        .path()
+        .strip_prefix(&format!("/bot{TOKEN}/"))
+        .unwrap_or_default()
+        .to_string();
+    if method != "sendMessage" && method != "sendPhoto" {
         violations.push(format!("unexpected path {}", uri.path()));
     }
     let content_type = headers
@@ -121,19 +137,39 @@ async fn handle(
     if parsed["parse_mode"] != "HTML" {
         violations.push(format!("parse_mode {}", parsed["parse_mode"]));
     }
-    let text = parsed["text"].as_str().unwrap_or_default().to_string();
-    let units = text.encode_utf16().count();
-    if units == 0 || units > 4096 {
-        violations.push(format!("text has {units} UTF-16 units"));
-    }
+    // Telegram's limits: 1-4096 for a text, 0-1024 for a caption (counted here before entity
+    // parsing, as the channel does: the stricter count).
+    let text = if method == "sendPhoto" {
+        if !parsed["photo"].is_string() {
+            violations.push(format!("photo {}", parsed["photo"]));
+        }
+        if parsed.get("text").is_some() || parsed.get("link_preview_options").is_some() {
+            violations.push("sendMessage fields in a sendPhoto".into());
+        }
+        let caption = parsed["caption"].as_str().unwrap_or_default().to_string();
+        let units = caption.encode_utf16().count();
+        if units > 1024 {
+            violations.push(format!("caption has {units} UTF-16 units"));
+        }
+        caption
+    } else {
+        let text = parsed["text"].as_str().unwrap_or_default().to_string();
+        let units = text.encode_utf16().count();
+        if units == 0 || units > 4096 {
+            violations.push(format!("text has {units} UTF-16 units"));
+        }
+        text
+    };
     let message_id = {
         let mut r = recorded.lock().unwrap();
         r.violations.extend(violations);
+        r.methods.push(method.clone());
         r.bodies.push(parsed.clone());
         99 + r.bodies.len() as i64
     };
     let to_supergroup = parsed["chat_id"] == json!(CHAT);
     let reply = match reply {
+        Reply::PhotoUnreachable if method == "sendMessage" => Reply::Ok,
         Reply::OkThenTooManyRequests if message_id == 100 => Reply::Ok,
         Reply::OkThenTooManyRequests => Reply::TooManyRequests,
         Reply::Migrated(AfterMigration::Ok) if to_supergroup => Reply::Ok,
@@ -191,6 +227,11 @@ async fn handle(
                 "description": "Bad Request: group chat was upgraded to a supergroup chat",
                 "parameters": {"migrate_to_chat_id": -1001234567890i64},
             }),
+        ),
+        // Telegram's answer when it cannot download the photo URL.
+        Reply::PhotoUnreachable => (
+            StatusCode::BAD_REQUEST,
+            json!({"ok": false, "error_code": 400, "description": "Bad Request: failed to get HTTP URL content"}),
         ),
         Reply::OkThenTooManyRequests => unreachable!(),
     };
@@ -612,4 +653,266 @@ async fn a_migration_is_followed_only_once() {
         "{outcome:?}"
     );
     assert_eq!(api.bodies().len(), 2, "resent more than once");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Preview, covers (sendPhoto), caption limits and hostile input.
+
+/// The channel's preview of `message` for `target`, built without any secret.
+fn preview_with(ch: &TelegramChannel, target: Value, message: &Message) -> Preview {
+    let target_config = obj(target);
+    let preview = ch
+        .preview(&SendRequest {
+            source_config: &Map::new(),
+            source_secrets: &SecretBundle::new(),
+            target_config: &target_config,
+            target_secrets: &SecretBundle::new(),
+            message,
+        })
+        .unwrap();
+    let shown = serde_json::to_string(&preview).unwrap();
+    assert!(!shown.contains(TOKEN.split_once(':').unwrap().1), "{shown}");
+    preview
+}
+
+/// A preview as the `(method, body)` calls it stands for.
+fn as_calls(preview: &Preview) -> Vec<(String, Value)> {
+    preview
+        .parts
+        .iter()
+        .map(|part| {
+            let method = match part.kind {
+                PreviewKind::TelegramSendMessage => "sendMessage",
+                PreviewKind::TelegramSendPhoto => "sendPhoto",
+                other => panic!("not a Telegram part: {other:?}"),
+            };
+            (method.to_string(), part.body.clone())
+        })
+        .collect()
+}
+
+fn with_cover(m: Message) -> Message {
+    Message {
+        cover_url: Some("https://cdn.example.com/covers/42.png".into()),
+        ..m
+    }
+}
+
+const HOSTILE_TITLE: &str = "<script>alert(1)</script> [x](http://evil)";
+const HOSTILE_BODY: &str =
+    r#"**bold** ![img](http://evil/x.png) <a href="http://evil">y</a> & "quotes""#;
+
+#[tokio::test]
+async fn preview_equals_what_is_sent() {
+    let linked = Message {
+        link: Some("https://example.com/r?a=1&b=<2>".into()),
+        link_label: Some("View \"report\"".into()),
+        ..message("Deploy & <ok>", "line one\nline two")
+    };
+    let cases: Vec<(Value, Message)> = vec![
+        (json!({"chat_id": CHAT}), linked.clone()),
+        // Split into three messages.
+        (json!({"chat_id": CHAT}), message("T", &"😀".repeat(4100))),
+        // A photo with the whole message as its caption.
+        (json!({"chat_id": CHAT}), with_cover(linked.clone())),
+        // A photo with the title as its caption, then the body in two messages.
+        (
+            json!({"chat_id": CHAT, "message_thread_id": 7}),
+            with_cover(Message {
+                link: Some("https://example.com/x".into()),
+                ..message("Title", &"通知\n".repeat(3000))
+            }),
+        ),
+        (
+            json!({"chat_id": "@my_channel"}),
+            message(HOSTILE_TITLE, HOSTILE_BODY),
+        ),
+    ];
+    for (target, m) in cases {
+        let api = FakeBotApi::start(Reply::Ok).await;
+        let ch = channel(&api.base, Duration::from_secs(5));
+        let outcome = send_with(&ch, target.clone(), &m).await;
+        assert_eq!(outcome, delivered("100"));
+        let preview = preview_with(&ch, target, &m);
+        assert_eq!(preview.channel, notify_domain::ChannelKind::Telegram);
+        assert_eq!(api.calls(), as_calls(&preview), "{m:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_cover_is_sent_as_a_photo_with_the_message_as_caption() {
+    let api = FakeBotApi::start(Reply::Ok).await;
+    let m = with_cover(Message {
+        link: Some("https://example.com/s/1".into()),
+        link_label: Some("View".into()),
+        ..message("New comment", "Ann: nice & short")
+    });
+    let ch = channel(&api.base, Duration::from_secs(5));
+    let outcome = send_with(&ch, json!({"chat_id": CHAT, "message_thread_id": 3}), &m).await;
+    assert_eq!(outcome, delivered("100"));
+    assert_eq!(
+        api.calls(),
+        vec![(
+            "sendPhoto".to_string(),
+            json!({
+                "chat_id": CHAT,
+                "message_thread_id": 3,
+                "photo": "https://cdn.example.com/covers/42.png",
+                "caption": "<b>New comment</b>\n\nAnn: nice &amp; short\n\n<a href=\"https://example.com/s/1\">View</a>",
+                "parse_mode": "HTML",
+            })
+        )]
+    );
+}
+
+#[tokio::test]
+async fn a_caption_of_exactly_1024_units_is_one_photo() {
+    // "<b>T</b>\n\n" is 10 units; "通😀" is 1 + 2 = 3 units, × 338 = 1014: 1024 in all.
+    let api = FakeBotApi::start(Reply::Ok).await;
+    let body = "通😀".repeat(338);
+    let outcome = send(&api, &with_cover(message("T", &body))).await;
+    assert_eq!(outcome, delivered("100"));
+    let calls = api.calls();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].0, "sendPhoto");
+    let caption = calls[0].1["caption"].as_str().unwrap();
+    assert_eq!(caption, format!("<b>T</b>\n\n{body}"));
+    assert_eq!(caption.encode_utf16().count(), MAX_CAPTION_UNITS);
+}
+
+#[tokio::test]
+async fn one_unit_over_the_caption_limit_moves_the_body_to_a_message() {
+    // 10 + 1014 + 1 ("!") = 1025 > 1024: the caption is the title alone and the body (1015
+    // units, under 4096) follows as one sendMessage.
+    let api = FakeBotApi::start(Reply::Ok).await;
+    let body = format!("{}!", "通😀".repeat(338));
+    let outcome = send(&api, &with_cover(message("T", &body))).await;
+    assert_eq!(outcome, delivered("100"), "the photo's id is reported");
+    let calls = api.calls();
+    let methods: Vec<&str> = calls.iter().map(|(m, _)| m.as_str()).collect();
+    assert_eq!(methods, vec!["sendPhoto", "sendMessage"]);
+    assert_eq!(calls[0].1["caption"], "<b>T</b>");
+    assert_eq!(calls[1].1["text"], body);
+    assert_eq!(body.encode_utf16().count(), 1015);
+}
+
+#[tokio::test]
+async fn a_title_longer_than_a_caption_continues_in_the_first_message() {
+    // A 1030-character title: the caption holds "<b>" + 1017 × '通' + "</b>" = 1024 units, the
+    // remaining 13 characters open the next message (bold again), then the body.
+    let api = FakeBotApi::start(Reply::Ok).await;
+    let title = "通".repeat(1030);
+    send(&api, &with_cover(message(&title, "body"))).await;
+    let calls = api.calls();
+    assert_eq!(
+        calls[0].1["caption"],
+        format!("<b>{}</b>", "通".repeat(1017))
+    );
+    assert_eq!(calls[1].1["text"], format!("<b>{}</b>", "通".repeat(13)));
+    assert_eq!(calls[2].1["text"], "body");
+    assert_eq!(calls.len(), 3);
+}
+
+#[tokio::test]
+async fn a_long_message_with_a_cover_splits_its_text_at_4096_units() {
+    // The title is the caption; 2049 emoji (4098 units) do not fit one message: 2048 (4096
+    // units) and 1.
+    let api = FakeBotApi::start(Reply::Ok).await;
+    send(&api, &with_cover(message("T", &"😀".repeat(2049)))).await;
+    let calls = api.calls();
+    assert_eq!(calls[0].1["caption"], "<b>T</b>");
+    assert_eq!(calls[1].1["text"], "😀".repeat(2048));
+    assert_eq!(
+        calls[1].1["text"].as_str().unwrap().encode_utf16().count(),
+        MAX_TEXT_UNITS
+    );
+    assert_eq!(calls[2].1["text"], "😀");
+}
+
+#[tokio::test]
+async fn a_photo_telegram_cannot_fetch_falls_back_to_text() {
+    let api = FakeBotApi::start(Reply::PhotoUnreachable).await;
+    let m = with_cover(message("T", "b"));
+    let outcome = send(&api, &m).await;
+    assert_eq!(outcome, delivered("101"));
+    let calls = api.calls();
+    assert_eq!(calls[0].0, "sendPhoto");
+    assert_eq!(
+        calls[1],
+        (
+            "sendMessage".to_string(),
+            json!({
+                "chat_id": CHAT,
+                "text": "<b>T</b>\n\nb",
+                "parse_mode": "HTML",
+                "link_preview_options": {"is_disabled": true},
+            })
+        )
+    );
+    assert_eq!(calls.len(), 2);
+}
+
+#[tokio::test]
+async fn hostile_text_arrives_as_literal_text() {
+    let ch = channel("http://127.0.0.1:9", Duration::from_secs(5));
+    let m = Message {
+        link: Some("https://example.com/s/1?a=1&b=2".into()),
+        link_label: Some("View <it>".into()),
+        ..message(HOSTILE_TITLE, HOSTILE_BODY)
+    };
+    let preview = preview_with(&ch, json!({"chat_id": CHAT}), &m);
+    // Telegram's HTML mode: '<', '>' and '&' are entities, so no tag from the user survives;
+    // Markdown syntax means nothing in HTML mode. The only tags are ours (<b>, <a>).
+    assert_eq!(
+        preview.parts[0].body["text"],
+        "<b>&lt;script&gt;alert(1)&lt;/script&gt; [x](http://evil)</b>\n\n\
+         **bold** ![img](http://evil/x.png) &lt;a href=\"http://evil\"&gt;y&lt;/a&gt; &amp; \"quotes\"\n\n\
+         <a href=\"https://example.com/s/1?a=1&amp;b=2\">View &lt;it&gt;</a>"
+    );
+    assert_eq!(preview.parts.len(), 1);
+
+    // A link or cover that is not http(s) is never a link or a photo.
+    let m = Message {
+        link: Some("javascript:alert(1)".into()),
+        cover_url: Some("javascript:alert(2)".into()),
+        ..message("T", "b")
+    };
+    let preview = preview_with(&ch, json!({"chat_id": CHAT}), &m);
+    assert_eq!(preview.parts.len(), 1);
+    assert_eq!(preview.parts[0].kind, PreviewKind::TelegramSendMessage);
+    assert_eq!(
+        preview.parts[0].body["text"],
+        "<b>T</b>\n\nb\n\njavascript:alert(1)"
+    );
+    assert_eq!(
+        preview.notes,
+        vec!["the cover is not an http(s) URL: it is left out"]
+    );
+
+    // The caption is escaped the same way.
+    let preview = preview_with(
+        &ch,
+        json!({"chat_id": CHAT}),
+        &with_cover(message(HOSTILE_TITLE, "")),
+    );
+    assert_eq!(
+        preview.parts[0].body["caption"],
+        "<b>&lt;script&gt;alert(1)&lt;/script&gt; [x](http://evil)</b>"
+    );
+}
+
+#[tokio::test]
+async fn preview_needs_a_chat_id_but_no_secret() {
+    let ch = channel("http://127.0.0.1:9", Duration::from_secs(5));
+    let m = message("T", "b");
+    let err = ch
+        .preview(&SendRequest {
+            source_config: &Map::new(),
+            source_secrets: &SecretBundle::new(),
+            target_config: &Map::new(),
+            target_secrets: &SecretBundle::new(),
+            message: &m,
+        })
+        .unwrap_err();
+    assert_eq!(err.code(), Some("invalid_config"));
 }
