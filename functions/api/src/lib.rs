@@ -4,6 +4,7 @@
 pub mod deliveries;
 pub mod error;
 pub mod extract;
+pub mod preview;
 pub mod resources;
 pub mod tasks;
 pub mod test_send;
@@ -74,6 +75,8 @@ pub fn router(state: AppState) -> Router {
                 .delete(delete::<Target>),
         )
         .route("/targets/{id}/test", post(test_send::test_target))
+        .route("/tasks/preview", post(preview::unsaved))
+        .route("/tasks/{id}/preview", post(preview::saved))
         .route("/tasks", post(tasks::create_task).get(tasks::list_tasks))
         .route(
             "/tasks/{id}",

@@ -69,7 +69,7 @@ fn task_view(task: Task) -> TaskView {
 }
 
 /// Checks everything about a task except ownership; returns the parsed schedule.
-fn validate(
+pub(crate) fn validate(
     title: &str,
     trigger: &Trigger,
     content: &Content,
@@ -138,7 +138,7 @@ fn validate(
 
 /// The source and target must both be the caller's (another user's look missing: 404) and
 /// of the same kind (422 naming both kinds and the allowed pairs).
-async fn check_pair(
+pub(crate) async fn check_pair(
     state: &AppState,
     user: &str,
     source_id: &str,
@@ -216,7 +216,7 @@ pub async fn list_tasks(
     Ok(Json(ListView::from_page(page, task_view)))
 }
 
-async fn load_task(state: &AppState, user: &str, id: &str) -> Result<Task, ApiError> {
+pub(crate) async fn load_task(state: &AppState, user: &str, id: &str) -> Result<Task, ApiError> {
     state
         .dispatcher
         .config
