@@ -321,7 +321,7 @@ impl Dispatcher {
 
     /// The 24 hours before `slot`, and the summary the upstream app published for the slot's
     /// local date.
-    async fn daily_summary(
+    pub async fn daily_summary(
         &self,
         user: &str,
         slot: DateTime<Utc>,

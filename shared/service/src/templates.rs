@@ -249,7 +249,8 @@ fn activity_context(items: &[ActivityItem], timezone: Tz) -> minijinja::Value {
         .take(SUMMARY_ITEMS)
         .map(|i| {
             context! {
-                time => i.at.with_timezone(&timezone).format("%H:%M").to_string(),
+                // Month and day too: the 24 hours usually span two local dates.
+                time => i.at.with_timezone(&timezone).format("%m-%d %H:%M").to_string(),
                 event => i.event.as_str(),
                 actor => i.actor,
                 section_title => i.section_title,
@@ -454,7 +455,8 @@ mod tests {
             )
             .unwrap()
         };
-        // Times are Shanghai local (UTC+8): 22:05Z → 06:05, 10:00Z → 18:00, 09:30Z → 17:30.
+        // Times are Shanghai local (UTC+8): 1 Mar 22:05Z → 2 Mar 06:05, 10:00Z → 1 Mar 18:00,
+        // 09:30Z → 1 Mar 17:30.
         assert_eq!(
             render(Language::En).body,
             "You read 3 documents yesterday.\n\n\
@@ -462,9 +464,9 @@ In the last 24 hours: 2 comments, 1 update.\n\n\
 • Rust: 2 notifications\n\
 • Go: 1 notification\n\n\
 Latest:\n\
-• 06:05 Ann commented on “Rust” — https://app.example/section/detail/s1\n\
-• 18:00 Bo updated “Go” — https://app.example/section/detail/s2\n\
-• 17:30 Cy commented on “Rust” — https://app.example/section/detail/s1"
+• 03-02 06:05 Ann commented on “Rust” — https://app.example/section/detail/s1\n\
+• 03-01 18:00 Bo updated “Go” — https://app.example/section/detail/s2\n\
+• 03-01 17:30 Cy commented on “Rust” — https://app.example/section/detail/s1"
         );
         let zh = render(Language::ZhCn);
         assert_eq!(zh.title, "2026-03-02 每日摘要");
