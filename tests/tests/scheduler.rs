@@ -402,7 +402,7 @@ async fn the_daily_summary_reports_the_users_day_and_leads_with_the_published_te
         .replace("\r\n", "\n");
     let at = |h: i64| {
         (slot - chrono::Duration::hours(h))
-            .format("%H:%M")
+            .format("%m-%d %H:%M")
             .to_string()
     };
     let expected = format!(
