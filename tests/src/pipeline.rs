@@ -13,7 +13,8 @@ pub struct Pipeline {
     pub dlq_url: String,
 }
 
-/// Creates (or finds) the bus, the queues and the rule matching the four section events.
+/// Creates (or finds) the bus, the queues and the rule matching the four section events and
+/// DailySummaryPublished.
 pub async fn create(aws: &SdkConfig, name: &str) -> Pipeline {
     let events = aws_sdk_eventbridge::Client::new(aws);
     let sqs = aws_sdk_sqs::Client::new(aws);
@@ -45,7 +46,8 @@ pub async fn create(aws: &SdkConfig, name: &str) -> Pipeline {
         .send()
         .await
         .expect("create bus");
-    let detail_types: Vec<&str> = SectionEventName::ALL.iter().map(|e| e.as_str()).collect();
+    let mut detail_types: Vec<&str> = SectionEventName::ALL.iter().map(|e| e.as_str()).collect();
+    detail_types.push(notify_domain::event::DAILY_SUMMARY_PUBLISHED);
     events
         .put_rule()
         .name(format!("{name}-section-events"))

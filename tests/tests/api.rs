@@ -605,3 +605,91 @@ async fn an_apns_key_is_checked_when_the_source_is_saved() {
         broken.raw
     );
 }
+
+#[tokio::test]
+async fn hostile_identities_and_lookalike_values_are_refused() {
+    let env = TestEnv::start().await;
+    let send = |auth: String, method: &'static str| {
+        let request = axum::http::Request::builder()
+            .method(method)
+            .uri("/sources")
+            .header("authorization", auth)
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let router = env.router.clone();
+        async move {
+            tower::ServiceExt::oneshot(router, request)
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let key = notify_testkit::env::JWT_KEY;
+    // The scheme is case-insensitive; the sub must be a sane storage key.
+    assert_eq!(
+        send(format!("bearer {}", mint_token(key, "alice", 600)), "GET").await,
+        200
+    );
+    assert_eq!(
+        send(format!("BEARER {}", mint_token(key, "alice", 600)), "GET").await,
+        200
+    );
+    assert_eq!(
+        send(
+            format!("Bearer {}", mint_token(key, &"x".repeat(129), 600)),
+            "GET"
+        )
+        .await,
+        401
+    );
+    assert_eq!(
+        send(format!("Bearer {}", mint_token(key, "ali\nce", 600)), "GET").await,
+        401
+    );
+    // Not valid before an hour from now.
+    let claims = json!({"sub": "alice", "exp": chrono::Utc::now().timestamp() + 7200, "nbf": chrono::Utc::now().timestamp() + 3600});
+    let early = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(key.as_bytes()),
+    )
+    .unwrap();
+    assert_eq!(send(format!("Bearer {early}"), "GET").await, 401);
+    // A wrong method is 405 problem+json.
+    let put = env.call("PUT", "/sources", Some("alice"), None).await;
+    assert_problem(&put, 405, None);
+
+    let user = Some("alice");
+    for (kind, url) in [
+        (
+            "dingtalk",
+            "https://oapi.dingtalk.com/robot/sendfoo?access_token=t",
+        ),
+        (
+            "feishu",
+            "https://open.feishu.cn:8443/open-apis/bot/v2/hook/x",
+        ),
+        ("feishu", "https://open.feishu.cn/open-apis/bot/v2/hook/"),
+    ] {
+        let reply = env
+            .call(
+                "POST",
+                "/targets",
+                user,
+                Some(
+                    json!({"name": "x", "kind": kind, "config": {"webhook_url": url, "sign": "s"}}),
+                ),
+            )
+            .await;
+        assert_problem(&reply, 422, Some("config.webhook_url"));
+    }
+    for address in ["a@b", "a@[127.0.0.1]"] {
+        assert_problem(
+            &env.call("POST", "/targets", user, Some(email_target(address)))
+                .await,
+            422,
+            Some("config.email"),
+        );
+    }
+}

@@ -24,6 +24,8 @@ pub enum ApiError {
     Validation(#[from] ValidationError),
     #[error("{0}")]
     Conflict(String),
+    #[error("this method is not allowed on this path")]
+    MethodNotAllowed,
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("request body must be application/json")]
@@ -95,6 +97,11 @@ impl IntoResponse for ApiError {
                 "Invalid request",
             ),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            ApiError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method",
+                "Method not allowed",
+            ),
             ApiError::PayloadTooLarge { .. } => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "too-large",

@@ -39,9 +39,8 @@ impl FromRequestParts<AppState> for User {
                 .as_ref()
                 .and_then(|a| a.jwt.as_ref())
                 .and_then(|jwt| jwt.claims.get("sub"))
-                .filter(|s| !s.is_empty())
             {
-                return Ok(User(sub.clone()));
+                return checked_subject(sub);
             }
         }
         let header = parts
@@ -49,9 +48,11 @@ impl FromRequestParts<AppState> for User {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .ok_or_else(|| ApiError::Unauthorized("missing Authorization: Bearer token".into()))?;
+        // The scheme name is case-insensitive (RFC 7235).
         let token = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
+            .split_once(' ')
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
             .ok_or_else(|| {
                 ApiError::Unauthorized("Authorization header must be 'Bearer <token>'".into())
             })?;
@@ -62,6 +63,7 @@ impl FromRequestParts<AppState> for User {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_required_spec_claims(&["exp", "sub"]);
         validation.leeway = 30;
+        validation.validate_nbf = true;
         match &settings.jwt_issuer {
             Some(iss) => validation.set_issuer(&[iss]),
             None => validation.iss = None,
@@ -75,12 +77,35 @@ impl FromRequestParts<AppState> for User {
             &DecodingKey::from_secret(key.as_bytes()),
             &validation,
         )
-        .map_err(|e| ApiError::Unauthorized(format!("invalid token: {e}")))?;
-        if data.claims.sub.trim().is_empty() {
-            return Err(ApiError::Unauthorized("token has an empty sub".into()));
-        }
-        Ok(User(data.claims.sub))
+        .map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind;
+            let reason = match e.kind() {
+                ErrorKind::ExpiredSignature => "the token has expired",
+                ErrorKind::ImmatureSignature => "the token is not valid yet (nbf)",
+                ErrorKind::InvalidSignature => "the token's signature does not verify",
+                ErrorKind::InvalidIssuer => "the token's issuer is not accepted",
+                ErrorKind::InvalidAudience => "the token's audience is not accepted",
+                ErrorKind::MissingRequiredClaim(_) => "the token lacks a required claim (sub, exp)",
+                _ => "the token is not an HS256 JWT this service accepts",
+            };
+            ApiError::Unauthorized(reason.into())
+        })?;
+        checked_subject(&data.claims.sub)
     }
+}
+
+/// The longest accepted user id (the same limit as an event recipient's `user_id`).
+pub const MAX_SUBJECT_CHARS: usize = 128;
+
+/// A `sub` becomes part of storage keys: 1–128 characters, no control characters.
+fn checked_subject(sub: &str) -> Result<User, ApiError> {
+    let count = sub.chars().count();
+    if sub.trim().is_empty() || count > MAX_SUBJECT_CHARS || sub.chars().any(char::is_control) {
+        return Err(ApiError::Unauthorized(format!(
+            "the token's sub must be 1 to {MAX_SUBJECT_CHARS} characters without control characters"
+        )));
+    }
+    Ok(User(sub.to_string()))
 }
 
 /// A JSON body: `application/json`, at most [`MAX_BODY_BYTES`], and errors that name the

@@ -104,10 +104,7 @@ async fn not_found() -> ApiError {
 }
 
 async fn method_not_allowed() -> ApiError {
-    ApiError::BadRequest {
-        detail: "method not allowed on this path".into(),
-        field: None,
-    }
+    ApiError::MethodNotAllowed
 }
 
 /// The kinds with their fields (and which are secret), the events, the templates.

@@ -443,8 +443,22 @@ pub async fn create<R: Configured>(
     let id = uuid::Uuid::now_v7().to_string();
     // Secrets first: the item never refers to a secret that does not exist.
     store_secrets(&state, &user, R::ROLE, &id, &draft, false).await?;
-    let resource = R::create(id, user, draft, Utc::now());
-    resource.save(&state, WriteMode::Create).await?;
+    let had_secrets = !draft.new_secrets.is_empty();
+    let resource = R::create(id.clone(), user, draft, Utc::now());
+    if let Err(err) = resource.save(&state, WriteMode::Create).await {
+        if had_secrets {
+            // Leave no secret behind for an item that was never written.
+            if let Err(cleanup) = state
+                .dispatcher
+                .secrets
+                .delete_secrets(R::ROLE.owner(&id))
+                .await
+            {
+                tracing::warn!(id = %id, error = %cleanup, "could not remove the secret of an unsaved resource");
+            }
+        }
+        return Err(err.into());
+    }
     Ok((StatusCode::CREATED, Json(resource.view(&state))))
 }
 

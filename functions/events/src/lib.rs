@@ -71,7 +71,7 @@ pub async fn handle_sqs(
         let body = record.body.unwrap_or_default();
         let handled = match serde_json::from_str::<Value>(&body) {
             Ok(value) => handle_one(dispatcher, &body, value, deadline).await,
-            Err(e) => Handled::Refused(format!("record body is not JSON: {e}")),
+            Err(e) => refuse(&body, format!("record body is not JSON: {e}")),
         };
         let failed = match handled {
             Handled::Done => false,

@@ -164,8 +164,7 @@ impl InboundEvent {
         if envelope.detail_type != DAILY_SUMMARY_PUBLISHED {
             return SectionEvent::from_envelope(envelope).map(InboundEvent::Section);
         }
-        let published: PublishedSummary = serde_json::from_value(envelope.detail)
-            .map_err(|e| ValidationError::single("detail", e.to_string()))?;
+        let published: PublishedSummary = parse_detail(envelope.detail)?;
         let mut problems = Problems::default();
         check_text(
             &mut problems,
@@ -184,6 +183,19 @@ impl InboundEvent {
         problems.into_result()?;
         Ok(InboundEvent::SummaryPublished(published))
     }
+}
+
+/// Deserialises `detail`, naming the exact field that is wrong (`detail.recipients[0].role`).
+fn parse_detail<T: serde::de::DeserializeOwned>(detail: Value) -> Result<T, ValidationError> {
+    serde_path_to_error::deserialize(detail).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." {
+            "detail".to_string()
+        } else {
+            format!("detail.{path}")
+        };
+        ValidationError::single(field, e.into_inner().to_string())
+    })
 }
 
 /// At most this many recipients per event; the upstream app splits larger fan-outs.
@@ -205,8 +217,7 @@ impl SectionEvent {
                 ),
             ));
         };
-        let detail: SectionEventDetail = serde_json::from_value(envelope.detail)
-            .map_err(|e| ValidationError::single("detail", e.to_string()))?;
+        let detail: SectionEventDetail = parse_detail(envelope.detail)?;
 
         let mut problems = Problems::default();
         let event_id = detail.event_id.unwrap_or(envelope.id);
@@ -354,7 +365,7 @@ mod tests {
             json!({"section": {"id": "1", "title": "t"}, "recipients": [{"user_id": "u", "role": "boss"}]}),
         ))
         .unwrap_err();
-        assert_eq!(err.first_field(), Some("detail"));
+        assert_eq!(err.first_field(), Some("detail.recipients[0].role"));
         assert!(err.to_string().contains("boss"), "{err}");
     }
 

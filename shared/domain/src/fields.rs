@@ -252,7 +252,12 @@ fn normalise(
                 return Err("must be at most 254 characters".into());
             }
             match s.parse::<email_address::EmailAddress>() {
-                Ok(addr) if !addr.domain().is_empty() && !s.contains(['<', '>', ' ']) => {
+                // A dotted domain name: no bare hosts (`a@b`) and no address literals.
+                Ok(addr)
+                    if addr.domain().contains('.')
+                        && !addr.domain().starts_with('[')
+                        && !s.contains(['<', '>', ' ']) =>
+                {
                     Ok(Value::from(s))
                 }
                 _ => Err(format!("'{s}' is not a valid e-mail address")),
@@ -277,7 +282,15 @@ fn normalise(
             if !local && !hosts.contains(&host) {
                 return Err(format!("must be on host {}", hosts.join(" or ")));
             }
-            if !url.path().starts_with(path_prefix) || !url.username().is_empty() {
+            // A prefix ending in '/' is followed by the bot's token; otherwise the path is exact.
+            let path_ok = if path_prefix.ends_with('/') {
+                url.path().len() > path_prefix.len() && url.path().starts_with(path_prefix)
+            } else {
+                url.path() == path_prefix
+            };
+            let extras =
+                !url.username().is_empty() || url.password().is_some() || url.fragment().is_some();
+            if !path_ok || extras || (!local && url.port().is_some()) {
                 return Err(format!("must look like https://{}{path_prefix}…", hosts[0]));
             }
             Ok(Value::from(s))
