@@ -13,7 +13,7 @@ export AWS_ACCESS_KEY_ID ?= testing
 export AWS_SECRET_ACCESS_KEY ?= testing
 SERVICES  := tests/support/services.sh
 
-.PHONY: help venv services-up services-down test demo up lint fmt clean
+.PHONY: help venv services-up services-down test demo up bench lint fmt clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -42,12 +42,31 @@ up: venv ## run the whole service locally until Ctrl-C (API on http://127.0.0.1:
 	cargo build --locked -p notify-testkit --bins
 	$(SERVICES) run target/debug/local-stack
 
+bench: ## per-send CPU cost of building and signing one request, per kind (release build)
+	cargo run --release --locked -p notify-testkit --bin bench
+
 lint: ## formatting and clippy, as CI checks them
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
+	$(MAKE) --no-print-directory infra-lint
 
 fmt: ## format the code
 	cargo fmt --all
 
 clean: services-down ## remove build output, the virtualenv and local state
 	rm -rf target $(VENV) .local
+
+.PHONY: build deploy infra-lint
+
+build: ## release builds of the functions: target/lambda/<fn>/bootstrap.zip (arm64 with cargo-lambda)
+	infra/build.sh
+
+# The exports above point the AWS SDKs at moto with dummy keys. A deployment uses your own AWS
+# settings, so the Makefile's defaults (and only those, not yours) are dropped for it.
+LOCAL_AWS_DEFAULTS := $(foreach v,AWS_ENDPOINT_URL AWS_REGION AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY,$(if $(filter file,$(origin $(v))),-u $(v)))
+
+deploy: build ## deploy to AWS with the SAM CLI, guided the first time (docs/deploy.md)
+	env $(LOCAL_AWS_DEFAULTS) infra/deploy.sh $(SAM_ARGS)
+
+infra-lint: venv ## cfn-lint on infra/template.yaml
+	$(VENV)/bin/cfn-lint infra/template.yaml

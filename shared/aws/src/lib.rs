@@ -4,6 +4,7 @@
 
 pub mod dead_letter;
 pub mod dynamo;
+pub mod permissions;
 pub mod schema;
 pub mod secrets;
 pub mod wiring;
