@@ -21,8 +21,10 @@ fn documented() -> BTreeSet<(String, String)> {
 
 #[test]
 fn the_document_lists_every_route_and_no_other() {
-    let listed: BTreeSet<(String, String)> =
-        notify_api::ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+    let listed: BTreeSet<(String, String)> = notify_api::ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
     assert_eq!(documented(), listed);
 }
 
@@ -35,6 +37,11 @@ async fn every_listed_route_is_served() {
         // unknown route would answer 404 from the fallback.
         let reply = env.call(method, &concrete, None, None).await;
         let expected = if *path == "/catalog" { 200 } else { 401 };
-        assert_eq!(reply.status.as_u16(), expected, "{method} {path}: {}", reply.raw);
+        assert_eq!(
+            reply.status.as_u16(),
+            expected,
+            "{method} {path}: {}",
+            reply.raw
+        );
     }
 }

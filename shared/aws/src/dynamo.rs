@@ -1,4 +1,5 @@
-//! DynamoDB adapter for [`ConfigStore`] and [`DeliveryLog`].
+//! DynamoDB adapter for [`ConfigStore`], [`DeliveryLog`] and [`ActivityLog`]. Every SDK
+//! operation called here must be mapped to its IAM actions in `permissions.rs` (a test checks).
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -1,5 +1,6 @@
 //! Secrets Manager adapter for [`SecretStore`]: one secret per source or target, named
-//! `{prefix}{source|target}/{id}`, cached per container for a bounded time.
+//! `{prefix}{source|target}/{id}`, cached per container for a bounded time. The IAM actions
+//! these calls need are listed in `permissions.rs` (a test checks).
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
