@@ -162,12 +162,7 @@ pub(crate) async fn check_pair(
     if source.kind != target.kind {
         return Err(ApiError::field(
             "target_id",
-            format!(
-                "source kind {} cannot send to target kind {}; allowed pairs: {}",
-                source.kind,
-                target.kind,
-                ChannelKind::allowed_pairs()
-            ),
+            ChannelKind::mismatch(source.kind, target.kind),
         ));
     }
     Ok(source.kind)

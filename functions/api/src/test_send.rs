@@ -61,12 +61,7 @@ pub async fn test_target(
     if source.kind != target.kind {
         return Err(ApiError::field(
             "source_id",
-            format!(
-                "source kind {} cannot send to target kind {}; allowed pairs: {}",
-                source.kind,
-                target.kind,
-                ChannelKind::allowed_pairs()
-            ),
+            ChannelKind::mismatch(source.kind, target.kind),
         ));
     }
     let message = test_message(body.language, &source.name, &target.name);

@@ -17,17 +17,11 @@ async fn main() -> Result<(), Error> {
         notify_events::handle(
             dispatcher,
             dead_letters,
-            lambda_deadline(event.context.deadline),
+            notify_service::deadline_from_epoch_ms(event.context.deadline),
             event.payload,
         )
         .await
         .map_err(Error::from)
     }))
     .await
-}
-
-/// Lambda's deadline (epoch milliseconds) as an `Instant`.
-fn lambda_deadline(deadline_ms: u64) -> std::time::Instant {
-    let now_ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
-    std::time::Instant::now() + std::time::Duration::from_millis(deadline_ms.saturating_sub(now_ms))
 }

@@ -1,6 +1,6 @@
 //! The every-minute tick: fire each due cron slot exactly once, within the time the
 //! invocation has left.
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use notify_service::{Dispatcher, TickReport};
@@ -23,10 +23,4 @@ pub async fn handle(
         "scheduler tick"
     );
     Ok(report)
-}
-
-/// Converts Lambda's deadline (epoch milliseconds) into an `Instant`.
-pub fn deadline_from_epoch_ms(deadline_ms: u64) -> Instant {
-    let now_ms = Utc::now().timestamp_millis().max(0) as u64;
-    Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms))
 }

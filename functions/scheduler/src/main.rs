@@ -8,7 +8,7 @@ async fn main() -> Result<(), Error> {
     let dispatcher = notify_aws::wiring::dispatcher_from_env().await?;
     let dispatcher = &dispatcher;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let deadline = notify_scheduler::deadline_from_epoch_ms(event.context.deadline);
+        let deadline = notify_service::deadline_from_epoch_ms(event.context.deadline);
         notify_scheduler::handle(dispatcher, chrono::Utc::now(), deadline)
             .await
             .map_err(Error::from)

@@ -42,11 +42,10 @@ pub fn event_key(event: &str, user: &str) -> String {
 }
 
 pub fn due_shard_for(task_id: &str) -> String {
-    // FNV-1a: stable across processes and versions (unlike std's hasher).
-    let hash = task_id.bytes().fold(0x811c9dc5_u32, |h, b| {
-        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
-    });
-    format!("DUE#{}", hash % DUE_SHARDS)
+    format!(
+        "DUE#{}",
+        notify_domain::model::stable_hash(task_id) % DUE_SHARDS
+    )
 }
 
 /// Creates the table with its indexes and TTL (used by the local stack and tests; production

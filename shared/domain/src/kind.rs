@@ -37,6 +37,14 @@ impl ChannelKind {
         ChannelKind::ALL.into_iter().find(|k| k.as_str() == value)
     }
 
+    /// Why a source of kind `source` cannot send to a target of kind `target`.
+    pub fn mismatch(source: ChannelKind, target: ChannelKind) -> String {
+        format!(
+            "source kind {source} cannot send to target kind {target}; allowed pairs: {}",
+            ChannelKind::allowed_pairs()
+        )
+    }
+
     /// Human-readable list of the allowed source → target pairs, used in error messages.
     pub fn allowed_pairs() -> String {
         ChannelKind::ALL

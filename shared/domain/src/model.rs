@@ -69,6 +69,14 @@ pub enum Trigger {
     },
 }
 
+/// FNV-1a: a hash that is the same in every process and version (unlike std's hasher), for
+/// spreading tasks over index shards and jitter offsets.
+pub fn stable_hash(text: &str) -> u32 {
+    text.bytes().fold(0x811c9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
+}
+
 /// The largest accepted `jitter_minutes`.
 pub const MAX_JITTER_MINUTES: u32 = 5;
 
@@ -212,11 +220,8 @@ impl Task {
         if minutes == 0 {
             return chrono::Duration::zero();
         }
-        // FNV-1a of the id: the same offset for the same task everywhere.
-        let hash = self.id.bytes().fold(0x811c9dc5_u32, |h, b| {
-            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
-        });
-        chrono::Duration::seconds(i64::from(hash % (minutes * 60)))
+        // The same offset for the same task everywhere.
+        chrono::Duration::seconds(i64::from(stable_hash(&self.id) % (minutes * 60)))
     }
 
     /// When the slot `slot` is due to be sent: the slot plus this task's jitter.
