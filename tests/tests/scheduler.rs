@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use notify_testkit::fakes::telegram::{BotReply, FakeTelegram};
 use notify_testkit::smtp::SmtpSink;
 use notify_testkit::TestEnv;
 use serde_json::{json, Value};
@@ -279,6 +280,13 @@ async fn a_tick_reads_the_due_tasks_not_all_tasks() {
         (queries, items),
         (notify_aws::schema::DUE_SHARDS as u64, 100)
     );
+    // Slot retries are one more query on the same index, reading only claims due for a retry.
+    use notify_domain::DeliveryLog;
+    assert!(store.due_slot_retries(now, 500).await.unwrap().is_empty());
+    assert_eq!(
+        store.due_reads().snapshot(),
+        (notify_aws::schema::DUE_SHARDS as u64 + 1, 100)
+    );
 }
 
 #[tokio::test]
@@ -417,4 +425,287 @@ async fn the_daily_summary_reports_the_users_day_and_leads_with_the_published_te
         "expected:\n{expected:?}\n\ngot:\n{text:?}"
     );
     assert!(!text.contains("Old"));
+}
+
+// ---------------------------------------------------------------- retries of scheduled slots
+
+const BOT_TOKEN: &str = "123456:retry-test-token";
+
+/// A Telegram source and target and an hourly task with custom content; returns the task id
+/// and its first slot.
+async fn telegram_hourly_task(env: &TestEnv, user: &str) -> (String, DateTime<Utc>) {
+    let id = |reply: notify_testkit::env::Reply| {
+        assert_eq!(reply.status, 201, "{}", reply.raw);
+        reply.body["id"].as_str().unwrap().to_string()
+    };
+    let source = id(env
+        .call(
+            "POST",
+            "/sources",
+            Some(user),
+            Some(json!({"name": "Bot", "kind": "telegram", "config": {"bot_token": BOT_TOKEN}})),
+        )
+        .await);
+    let target = id(env
+        .call(
+            "POST",
+            "/targets",
+            Some(user),
+            Some(json!({"name": "Team", "kind": "telegram", "config": {"chat_id": "-100777"}})),
+        )
+        .await);
+    let reply = env
+        .call(
+            "POST",
+            "/tasks",
+            Some(user),
+            Some(json!({
+                "title": "Hourly", "source_id": source, "target_id": target,
+                "trigger": {"type": "schedule", "cron": "0 * * * *", "timezone": "UTC"},
+                "content": {"type": "custom", "title": "Stand-up", "body": "Time to write your notes."}
+            })),
+        )
+        .await;
+    let next: DateTime<Utc> = serde_json::from_value(reply.body["next_fire_at"].clone()).unwrap();
+    (id(reply), next)
+}
+
+fn bad_gateway() -> BotReply {
+    BotReply::Error {
+        code: 502,
+        description: "Bad Gateway".into(),
+        retry_after: None,
+    }
+}
+
+/// Long enough for a lease or retry wait of `secs` seconds (stored with one-second precision)
+/// to have run out.
+async fn wait_out(secs: u64) {
+    tokio::time::sleep(Duration::from_millis(secs * 1000 + 1100)).await;
+}
+
+#[tokio::test]
+async fn a_slot_that_fails_retryably_is_sent_by_a_later_tick_once_its_wait_is_over() {
+    let bot = FakeTelegram::start(BOT_TOKEN).await;
+    let base = bot.base_url.clone();
+    let env = TestEnv::start_with(|s| {
+        s.endpoints.telegram_api_base = base;
+        s.slot_retry.attempts = 3;
+        s.slot_retry.first_wait = chrono::Duration::seconds(1);
+    })
+    .await;
+    let user = "r-ada";
+    let (_, slot) = telegram_hourly_task(&env, user).await;
+    bot.script([
+        bad_gateway(),
+        BotReply::Error {
+            code: 500,
+            description: "Internal Server Error".into(),
+            retry_after: None,
+        },
+    ]);
+    let at = slot + chrono::Duration::seconds(5);
+
+    let first = env.dispatcher.tick(at, deadline()).await.unwrap();
+    assert_eq!((first.sent, first.retrying), (0, 1), "{first:?}");
+    let r = records(&env, user).await;
+    assert_eq!(r.len(), 1);
+    assert_eq!(
+        (&r[0]["status"], &r[0]["provider_code"], &r[0]["attempts"]),
+        (&json!("failed"), &json!("502"), &json!(1))
+    );
+
+    // Before its wait (1 s) is over the retry is found but not taken.
+    let early = env.dispatcher.tick(at, deadline()).await.unwrap();
+    assert_eq!(
+        (early.retries_due, early.already_claimed, early.sent),
+        (1, 1, 0),
+        "{early:?}"
+    );
+    assert_eq!(bot.requests().len(), 1);
+
+    wait_out(1).await;
+    let second = env.dispatcher.tick(at, deadline()).await.unwrap();
+    assert_eq!((second.retries_due, second.retrying), (1, 1), "{second:?}");
+    // The second wait is twice the first.
+    wait_out(2).await;
+    let third = env.dispatcher.tick(at, deadline()).await.unwrap();
+    assert_eq!((third.retries_due, third.sent), (1, 1), "{third:?}");
+    let again = env.dispatcher.tick(at, deadline()).await.unwrap();
+    assert_eq!((again.retries_due, again.sent), (0, 0), "{again:?}");
+
+    // Three sends of the same message; one record, sent on the third attempt.
+    let sent = bot.requests();
+    assert_eq!(sent.len(), 3);
+    assert!(sent.iter().all(|body| body == &sent[0]), "{sent:?}");
+    assert_eq!(
+        sent[0]["text"],
+        "<b>Stand-up</b>\n\nTime to write your notes."
+    );
+    let r = records(&env, user).await;
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!(
+        (&r[0]["status"], &r[0]["attempts"]),
+        (&json!("sent"), &json!(3))
+    );
+    assert_eq!(r[0]["cause"]["slot"], json!(slot));
+    // Retrying never moved the task: its next slot is still the following hour.
+    let task = &env.call("GET", "/tasks", Some(user), None).await.body["items"][0];
+    let next: DateTime<Utc> = serde_json::from_value(task["next_fire_at"].clone()).unwrap();
+    assert_eq!(next, slot + chrono::Duration::hours(1));
+}
+
+#[tokio::test]
+async fn a_slot_stops_being_retried_after_the_last_attempt_or_when_its_task_is_deleted() {
+    let bot = FakeTelegram::start(BOT_TOKEN).await;
+    let base = bot.base_url.clone();
+    let env = TestEnv::start_with(|s| {
+        s.endpoints.telegram_api_base = base;
+        s.slot_retry.attempts = 2;
+        s.slot_retry.first_wait = chrono::Duration::seconds(1);
+    })
+    .await;
+    let (_, slot) = telegram_hourly_task(&env, "r-bo").await;
+    let (deleted_task, other_slot) = telegram_hourly_task(&env, "r-cy").await;
+    assert_eq!(
+        slot, other_slot,
+        "created across an hour boundary; run again"
+    );
+    bot.script([bad_gateway(), bad_gateway(), bad_gateway()]);
+    let at = slot + chrono::Duration::seconds(5);
+
+    let first = env.dispatcher.tick(at, deadline()).await.unwrap();
+    assert_eq!(first.retrying, 2, "{first:?}");
+    let reply = env
+        .call(
+            "DELETE",
+            &format!("/tasks/{deleted_task}"),
+            Some("r-cy"),
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, 204, "{}", reply.raw);
+
+    wait_out(1).await;
+    // r-bo's second and last attempt fails for good; r-cy's task is gone, so nothing is sent.
+    let second = env.dispatcher.tick(at, deadline()).await.unwrap();
+    assert_eq!(
+        (second.retries_due, second.failed, second.retrying),
+        (2, 2, 0),
+        "{second:?}"
+    );
+    assert_eq!(bot.requests().len(), 3, "two for r-bo, one for r-cy");
+    wait_out(2).await;
+    let after = env.dispatcher.tick(at, deadline()).await.unwrap();
+    assert_eq!(after.retries_due, 0, "{after:?}");
+
+    let bo = records(&env, "r-bo").await;
+    assert_eq!(bo.len(), 1);
+    assert_eq!(
+        (
+            &bo[0]["status"],
+            &bo[0]["provider_code"],
+            &bo[0]["attempts"]
+        ),
+        (&json!("failed"), &json!("502"), &json!(2))
+    );
+    let cy = records(&env, "r-cy").await;
+    assert_eq!(cy.len(), 1);
+    assert_eq!(
+        (
+            &cy[0]["status"],
+            &cy[0]["provider_code"],
+            &cy[0]["attempts"]
+        ),
+        (&json!("failed"), &json!("task_gone"), &json!(1))
+    );
+}
+
+#[tokio::test]
+async fn a_slot_whose_worker_died_after_claiming_it_is_sent_once_its_lease_runs_out() {
+    use notify_domain::{Delivery, DeliveryCause, DeliveryStatus};
+    let bot = FakeTelegram::start(BOT_TOKEN).await;
+    let base = bot.base_url.clone();
+    let env = TestEnv::start_with(|s| {
+        s.endpoints.telegram_api_base = base;
+        s.lease = chrono::Duration::seconds(2);
+    })
+    .await;
+    let user = "r-dot";
+    let (task_id, slot) = telegram_hourly_task(&env, user).await;
+    let task = env
+        .dispatcher
+        .config
+        .get_task(user, &task_id)
+        .await
+        .unwrap()
+        .unwrap();
+
+    // A worker claims the slot (moving the task on) and dies before sending.
+    let now = Utc::now();
+    let pending = Delivery {
+        id: "dlv-crashed".into(),
+        user_id: user.into(),
+        task_id: task.id.clone(),
+        source_id: task.source_id.clone(),
+        target_id: task.target_id.clone(),
+        kind: task.kind,
+        cause: DeliveryCause::Schedule { slot },
+        status: DeliveryStatus::Pending,
+        provider_code: None,
+        provider_message: None,
+        provider_message_id: None,
+        title: "Stand-up".into(),
+        body: "Time to write your notes.".into(),
+        link: None,
+        cover_url: None,
+        attempts: 0,
+        read: false,
+        created_at: now,
+        updated_at: now,
+    };
+    let claim = env
+        .dispatcher
+        .deliveries
+        .claim_schedule_slot(
+            &task,
+            slot,
+            Some(slot + chrono::Duration::hours(1)),
+            &pending,
+            now + chrono::Duration::seconds(2),
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(claim, notify_domain::Claim::Granted(_)),
+        "{claim:?}"
+    );
+
+    let at = slot + chrono::Duration::seconds(5);
+    // The task itself is no longer due; the claim is, but its lease is still running.
+    let during = env.dispatcher.tick(at, deadline()).await.unwrap();
+    assert_eq!(
+        (
+            during.due,
+            during.retries_due,
+            during.already_claimed,
+            during.sent
+        ),
+        (0, 1, 1, 0),
+        "{during:?}"
+    );
+    assert!(bot.requests().is_empty());
+
+    wait_out(2).await;
+    let after = env.dispatcher.tick(at, deadline()).await.unwrap();
+    assert_eq!((after.retries_due, after.sent), (1, 1), "{after:?}");
+    let again = env.dispatcher.tick(at, deadline()).await.unwrap();
+    assert_eq!((again.retries_due, again.sent), (0, 0), "{again:?}");
+    assert_eq!(bot.requests().len(), 1);
+    let r = records(&env, user).await;
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!(
+        (&r[0]["id"], &r[0]["status"], &r[0]["attempts"]),
+        (&json!("dlv-crashed"), &json!("sent"), &json!(1))
+    );
 }

@@ -1,5 +1,5 @@
-//! The every-minute tick: fire each due cron slot exactly once, within the time the
-//! invocation has left.
+//! The every-minute tick: fire each due cron slot exactly once, and try again the slots whose
+//! send failed retryably or whose worker died, within the time the invocation has left.
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -20,6 +20,8 @@ pub async fn handle(
         skipped = report.skipped,
         already_claimed = report.already_claimed,
         deferred = report.deferred,
+        retries_due = report.retries_due,
+        retrying = report.retrying,
         "scheduler tick"
     );
     Ok(report)

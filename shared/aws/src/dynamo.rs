@@ -12,15 +12,16 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
 use notify_domain::{
-    ActivityItem, ActivityLog, Claim, ConfigStore, Delivery, DeliveryLog, Page, PageRequest,
-    SectionEventName, Source, StoreError, Target, Task, Trigger, WriteMode,
+    ActivityItem, ActivityLog, Claim, ClaimEnd, ConfigStore, Delivery, DeliveryCause, DeliveryLog,
+    Page, PageRequest, SectionEventName, SlotRetry, Source, StoreError, Target, Task, Trigger,
+    WriteMode,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::schema::{
     due_shard_for, event_key, user_pk, DUE_AT, DUE_INDEX, DUE_SHARD, DUE_SHARDS, EVENT_INDEX,
-    EVENT_KEY, EXPIRES_AT, PK, SK, UNREAD_INDEX, UNREAD_KEY,
+    EVENT_KEY, EXPIRES_AT, PK, RETRY_SHARD, SK, UNREAD_INDEX, UNREAD_KEY,
 };
 
 type Item = HashMap<String, AttributeValue>;
@@ -41,7 +42,8 @@ pub struct DynamoStore {
     due_reads: Arc<ReadMeter>,
 }
 
-/// Counts what the scheduler's due-task lookups cost: queries sent and items DynamoDB read.
+/// Counts what the scheduler's lookups on the due index cost (due tasks and slot retries):
+/// queries sent and items DynamoDB read.
 #[derive(Debug, Default)]
 pub struct ReadMeter {
     pub queries: AtomicU64,
@@ -67,7 +69,8 @@ impl DynamoStore {
         }
     }
 
-    /// Queries and items read by [`ConfigStore::due_tasks`] since this store was built.
+    /// Queries and items read by [`ConfigStore::due_tasks`] and
+    /// [`DeliveryLog::due_slot_retries`] since this store was built.
     pub fn due_reads(&self) -> &ReadMeter {
         &self.due_reads
     }
@@ -75,6 +78,35 @@ impl DynamoStore {
     pub fn client(&self) -> &Client {
         &self.client
     }
+}
+
+/// A pending slot claim read from the retry partition; `None` once it is done.
+fn slot_retry(item: &Item) -> Result<Option<SlotRetry>, StoreError> {
+    let text = |name: &str| {
+        item.get(name)
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .ok_or_else(|| StoreError::Corrupt(format!("slot claim without {name}")))
+    };
+    let instant = |name: &str| {
+        item.get(name)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse::<i64>().ok())
+            .and_then(|secs| DateTime::from_timestamp(secs, 0))
+            .ok_or_else(|| StoreError::Corrupt(format!("slot claim without {name}")))
+    };
+    if text("state")? != "pending" {
+        return Ok(None);
+    }
+    let pk = text(PK)?;
+    Ok(Some(SlotRetry {
+        key: pk.strip_prefix("CLAIM#").unwrap_or(&pk).to_string(),
+        user_id: text("user_id")?,
+        task_id: text("task_id")?,
+        slot: instant("slot")?,
+        delivery_id: text("delivery_id")?,
+        lease_until: instant("lease_until")?,
+    }))
 }
 
 /// A resource stored under its owner's partition.
@@ -357,13 +389,20 @@ impl DynamoStore {
         if old_lease.parse::<i64>().unwrap_or(i64::MAX) > Utc::now().timestamp() {
             return Ok(Claim::InProgress);
         }
+        // A slot claim stays findable by the scheduler at the end of the new lease, in case
+        // this worker dies too.
+        let expression = if existing.contains_key(DUE_SHARD) {
+            "SET lease_until = :new, due_at = :new"
+        } else {
+            "SET lease_until = :new"
+        };
         let taken = self
             .client
             .update_item()
             .table_name(&self.table)
             .key(PK, s(format!("CLAIM#{key}")))
             .key(SK, s("CLAIM"))
-            .update_expression("SET lease_until = :new")
+            .update_expression(expression)
             .condition_expression("#state = :pending AND lease_until = :old")
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":new", n(lease_until.timestamp()))
@@ -578,9 +617,17 @@ impl DeliveryLog for DynamoStore {
                 .update_expression("REMOVE #due, #shard, next_fire_at")
                 .expression_attribute_names("#shard", DUE_SHARD),
         };
+        // Until done, the claim sits in the retry partition of the due index at its lease end.
+        let mut claim_item = Self::claim_item(&key, pending, lease_until);
+        claim_item.extend([
+            (DUE_SHARD.to_string(), s(RETRY_SHARD)),
+            (DUE_AT.to_string(), n(lease_until.timestamp())),
+            ("task_id".to_string(), s(task.id.clone())),
+            ("slot".to_string(), n(slot.timestamp())),
+        ]);
         let claim = Put::builder()
             .table_name(&self.table)
-            .set_item(Some(Self::claim_item(&key, pending, lease_until)))
+            .set_item(Some(claim_item))
             .condition_expression("attribute_not_exists(pk)");
         let result = self
             .client
@@ -625,29 +672,97 @@ impl DeliveryLog for DynamoStore {
         &self,
         key: &str,
         delivery: &Delivery,
-        release: bool,
+        end: ClaimEnd,
     ) -> Result<(), StoreError> {
         self.put_delivery(delivery).await?;
-        // Released: the lease is expired at once, so the next attempt takes the claim over and
-        // keeps the same delivery record. Done: never sent again.
-        let (expression, value) = if release {
-            ("SET lease_until = :v", n(0))
-        } else {
-            ("SET #state = :v", s("done"))
-        };
-        let mut update = self
+        let update = self
             .client
             .update_item()
             .table_name(&self.table)
             .key(PK, s(format!("CLAIM#{key}")))
-            .key(SK, s("CLAIM"))
-            .update_expression(expression)
-            .expression_attribute_values(":v", value);
-        if !release {
-            update = update.expression_attribute_names("#state", "state");
-        }
+            .key(SK, s("CLAIM"));
+        let update = match end {
+            // Never sent again, and out of the scheduler's retry partition.
+            ClaimEnd::Done => update
+                .update_expression("SET #state = :done REMOVE #shard, #due")
+                .expression_attribute_names("#state", "state")
+                .expression_attribute_names("#shard", DUE_SHARD)
+                .expression_attribute_names("#due", DUE_AT)
+                .expression_attribute_values(":done", s("done")),
+            // The next attempt may take the claim over from `at`, keeping the same record; a
+            // slot's claim becomes due for the scheduler at the same instant.
+            ClaimEnd::RetryAt(at) => {
+                let expression = if matches!(delivery.cause, DeliveryCause::Schedule { .. }) {
+                    "SET lease_until = :at, #due = :at"
+                } else {
+                    "SET lease_until = :at"
+                };
+                let update = update
+                    .update_expression(expression)
+                    .expression_attribute_values(":at", n(at.timestamp()));
+                if expression.contains("#due") {
+                    update.expression_attribute_names("#due", DUE_AT)
+                } else {
+                    update
+                }
+            }
+        };
         update.send().await.map_err(unavailable)?;
         Ok(())
+    }
+
+    async fn close_claim(&self, key: &str) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(format!("CLAIM#{key}")))
+            .key(SK, s("CLAIM"))
+            .update_expression("SET #state = :done REMOVE #shard, #due")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_names("#shard", DUE_SHARD)
+            .expression_attribute_names("#due", DUE_AT)
+            .expression_attribute_values(":done", s("done"))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn due_slot_retries(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<SlotRetry>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(DUE_INDEX)
+            .key_condition_expression("#shard = :shard AND #due <= :now")
+            .expression_attribute_names("#shard", DUE_SHARD)
+            .expression_attribute_names("#due", DUE_AT)
+            .expression_attribute_values(":shard", s(RETRY_SHARD))
+            .expression_attribute_values(":now", n(now.timestamp()))
+            .limit(limit.max(1) as i32)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        self.due_reads.queries.fetch_add(1, Ordering::Relaxed);
+        self.due_reads
+            .items
+            .fetch_add(out.scanned_count.max(0) as u64, Ordering::Relaxed);
+        let mut retries = Vec::new();
+        for item in out.items.unwrap_or_default() {
+            match slot_retry(&item) {
+                Ok(Some(retry)) => retries.push(retry),
+                // The index is eventually consistent: a claim finished a moment ago may show.
+                Ok(None) => {}
+                // One damaged claim must not stop every other retry.
+                Err(err) => tracing::warn!(error = %err, "skipping an unreadable slot claim"),
+            }
+        }
+        Ok(retries)
     }
 
     async fn get_delivery(&self, user: &str, id: &str) -> Result<Option<Delivery>, StoreError> {

@@ -129,11 +129,18 @@ pub const SCHEDULE_CLAIM: Grant = Grant {
 };
 
 /// `finish_delivery`: the delivery record (`PutItem`) and the claim's state or lease
-/// (`UpdateItem`).
+/// (`UpdateItem`); `close_claim`: the claim's state (`UpdateItem`).
 pub const DELIVERY_FINISH: Grant = Grant {
     name: "DELIVERY_FINISH",
     resource: Resource::Table,
     actions: &["dynamodb:PutItem", "dynamodb:UpdateItem"],
+};
+
+/// `due_slot_retries`: `Query` on the `by_due` index (its retry partition).
+pub const SLOT_RETRIES: Grant = Grant {
+    name: "SLOT_RETRIES",
+    resource: Resource::Index(DUE_INDEX),
+    actions: &["dynamodb:Query"],
 };
 
 // ---- DynamoDB: `DynamoStore` as `ActivityLog`
@@ -248,14 +255,18 @@ pub const EVENTS: &[Grant] = &[
 
 /// `functions/scheduler`: `Dispatcher::tick` (due tasks, the activity and published summary a
 /// Daily Summary is rendered from, claim each slot, send, finish; a dead target is marked
-/// disabled with `save_target`).
+/// disabled with `save_target`), and slot retries (due claims, the task read afresh, the claim
+/// taken over with `claim_delivery`, or ended with the record read by `get_delivery`).
 pub const SCHEDULER: &[Grant] = &[
     LOGS,
     DUE_TASKS,
+    SLOT_RETRIES,
     ACTIVITY_READ,
     CONFIG_GET,
     CONFIG_SAVE,
     SCHEDULE_CLAIM,
+    DELIVERY_CLAIM,
+    DELIVERY_READ,
     DELIVERY_FINISH,
     SECRETS_READ,
 ];

@@ -7,7 +7,7 @@
 //! | target     | `USER#{user}`      | `TARGET#{id}`      |                                        |
 //! | task       | `USER#{user}`      | `TASK#{id}`        | `event_key` (enabled event tasks), `due_shard` + `due_at` (enabled schedules) |
 //! | delivery   | `USER#{user}`      | `DELIVERY#{id}`    | `expires_at` (TTL), `unread_key` while unread |
-//! | claim      | `CLAIM#{key}`      | `CLAIM`            | `expires_at` (TTL)                     |
+//! | claim      | `CLAIM#{key}`      | `CLAIM`            | `expires_at` (TTL); a scheduled slot's claim also `due_shard = RETRY` + `due_at` (its lease end) until done |
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
@@ -25,6 +25,9 @@ pub const DUE_AT: &str = "due_at";
 /// Sparse index of unread deliveries: `unread_key = USER#{user}` while a delivery is unread.
 pub const UNREAD_INDEX: &str = "by_unread";
 pub const UNREAD_KEY: &str = "unread_key";
+/// The `by_due` partition of scheduled-slot claims that are not done yet, keyed by the end of
+/// their lease: a slot whose send failed retryably, or whose worker died, is found here again.
+pub const RETRY_SHARD: &str = "RETRY";
 /// Due tasks are spread over this many index partitions so one hot key never limits writes.
 pub const DUE_SHARDS: u32 = 4;
 /// DynamoDB TTL attribute (epoch seconds).

@@ -102,6 +102,31 @@ pub enum Claim {
     InProgress,
 }
 
+/// What becomes of a claim once an attempt has been recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimEnd {
+    /// Sent, or failed for good: the key is never sent again.
+    Done,
+    /// Failed in a way worth retrying: the claim may be taken over from this instant, keeping
+    /// the same delivery record. A scheduled slot's claim also becomes due for the scheduler at
+    /// this instant; an event's claim waits for the event to be redelivered.
+    RetryAt(DateTime<Utc>),
+}
+
+/// A scheduled slot whose claim is due for another attempt: its last attempt failed with a
+/// retryable outcome, or its worker died and the lease ran out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotRetry {
+    /// The claim's idempotency key (`schedule:{task_id}:{slot}`).
+    pub key: String,
+    pub user_id: String,
+    pub task_id: String,
+    pub slot: DateTime<Utc>,
+    pub delivery_id: String,
+    /// When the current lease ends; another worker may take the claim over from then.
+    pub lease_until: DateTime<Utc>,
+}
+
 /// Delivery records and the claims that make sends idempotent.
 #[async_trait]
 pub trait DeliveryLog: Send + Sync {
@@ -116,7 +141,9 @@ pub trait DeliveryLog: Send + Sync {
     ) -> Result<Claim, StoreError>;
 
     /// Claims one scheduled slot of a task and, in the same atomic step, moves the task's
-    /// `next_fire_at` from `slot` to `next`. Exactly one caller wins per slot.
+    /// `next_fire_at` from `slot` to `next`. Exactly one caller wins per slot. Until it is
+    /// done, the claim is listed by [`DeliveryLog::due_slot_retries`] once its lease runs out,
+    /// so a slot whose worker died is not lost.
     async fn claim_schedule_slot(
         &self,
         task: &Task,
@@ -126,15 +153,25 @@ pub trait DeliveryLog: Send + Sync {
         lease_until: DateTime<Utc>,
     ) -> Result<Claim, StoreError>;
 
-    /// Records the outcome of a claimed delivery. With `release` the claim's lease is expired
-    /// at once so a retry may send again, updating the same delivery record (used for
-    /// retryable failures); without it the claim is done and never sent again.
+    /// Records the outcome of a claimed delivery and ends the claim as `end` says.
     async fn finish_delivery(
         &self,
         key: &str,
         delivery: &Delivery,
-        release: bool,
+        end: ClaimEnd,
     ) -> Result<(), StoreError>;
+
+    /// Marks a claim done without touching any delivery record (used when the record is gone
+    /// and the claim must still never be sent).
+    async fn close_claim(&self, key: &str) -> Result<(), StoreError>;
+
+    /// Scheduled slots whose claim is not done and whose lease ended at or before `now`,
+    /// oldest first, at most `limit` (read through an index, not a scan).
+    async fn due_slot_retries(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<SlotRetry>, StoreError>;
 
     async fn get_delivery(&self, user: &str, id: &str) -> Result<Option<Delivery>, StoreError>;
     /// The user's deliveries, newest first; only unread ones with `unread_only`.

@@ -3,9 +3,10 @@
 //!
 //! Exactly-once: every delivery is claimed in DynamoDB under a deterministic key before it is
 //! sent (`event:{event_id}:{task_id}` or `schedule:{task_id}:{slot}`); a completed claim is
-//! never sent again. A retryable failure releases the claim and asks the caller to retry (SQS
-//! redelivers the record); a worker that dies mid-send leaves a lease that a later retry takes
-//! over once it has run out.
+//! never sent again. A retryable failure releases the claim for a later attempt: an event's
+//! through SQS redelivery, a scheduled slot's through the scheduler's retry partition, with a
+//! growing wait and a bounded number of attempts. A worker that dies mid-send leaves a lease
+//! that a later attempt takes over once it has run out (for slots, the scheduler finds it).
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,9 +16,9 @@ use notify_channels::{ChannelRegistry, Outcome, SendRequest};
 use notify_domain::event::SectionEvent;
 use notify_domain::schedule::Schedule;
 use notify_domain::{
-    ActivityItem, ActivityLog, Claim, ConfigStore, Content, Delivery, DeliveryCause, DeliveryLog,
-    DeliveryStatus, DisabledReason, Message, PublishedSummary, SecretBundle, SecretOwner,
-    SecretStore, StoreError, Task, TemplateId, Trigger, WriteMode,
+    ActivityItem, ActivityLog, Claim, ClaimEnd, ConfigStore, Content, Delivery, DeliveryCause,
+    DeliveryLog, DeliveryStatus, DisabledReason, Message, PublishedSummary, SecretBundle,
+    SecretOwner, SecretStore, SlotRetry, StoreError, Task, TemplateId, Trigger, WriteMode,
 };
 use tracing::{info, warn};
 
@@ -71,10 +72,15 @@ pub struct TickReport {
     pub sent: usize,
     pub failed: usize,
     pub skipped: usize,
-    /// Slots another invocation fired first.
+    /// Slots another invocation fired first, or is sending right now.
     pub already_claimed: usize,
-    /// Due tasks left for the next tick because the time budget ran out.
+    /// Due tasks or retries left for the next tick because the time budget ran out.
     pub deferred: usize,
+    /// Earlier slots found due for another attempt (their send failed retryably, or their
+    /// worker died); what became of them is counted in the fields above.
+    pub retries_due: usize,
+    /// Sends that failed retryably and will be tried again by a later tick.
+    pub retrying: usize,
 }
 
 /// What became of one delivery attempt.
@@ -83,8 +89,26 @@ enum Attempt {
     Sent,
     Failed,
     Duplicate,
+    /// Another worker holds a live lease on the claim.
+    Busy(String),
     Retry(String),
     Skipped,
+}
+
+/// How a delivery is claimed, which decides how a retryable failure is retried.
+#[derive(Debug, Clone, Copy)]
+enum Claiming {
+    /// A section event's delivery; the event's redelivery retries it.
+    Event,
+    /// A slot the scheduler has just reached, claimed together with moving the task on.
+    NewSlot {
+        slot: DateTime<Utc>,
+        next: Option<DateTime<Utc>>,
+        /// Older than the catch-up window: recorded as skipped, not sent.
+        stale: bool,
+    },
+    /// A slot claimed earlier that is due for another attempt.
+    SlotRetry,
 }
 
 /// Everything the functions need, built once per container.
@@ -153,7 +177,7 @@ impl Dispatcher {
                     &key,
                     cause,
                     rendered.map_err(|e| e.to_string()),
-                    None,
+                    Claiming::Event,
                     deadline,
                 )
                 .await
@@ -169,7 +193,7 @@ impl Dispatcher {
                 Attempt::Sent => report.sent += 1,
                 Attempt::Failed | Attempt::Skipped => report.failed += 1,
                 Attempt::Duplicate => report.duplicates += 1,
-                Attempt::Retry(reason) => {
+                Attempt::Busy(reason) | Attempt::Retry(reason) => {
                     report.retry += 1;
                     reasons.push(reason);
                 }
@@ -204,16 +228,33 @@ impl Dispatcher {
             .buffer_unordered(self.settings.scheduler_concurrency)
             .collect()
             .await;
-        for attempt in attempts.into_iter().flatten() {
+        let retries = self
+            .deliveries
+            .due_slot_retries(now, self.settings.scheduler_batch)
+            .await?;
+        report.retries_due = retries.len();
+        let retried: Vec<Option<Attempt>> = stream::iter(retries)
+            .map(|retry| self.retry_slot(retry, deadline))
+            .buffer_unordered(self.settings.scheduler_concurrency)
+            .collect()
+            .await;
+        for attempt in attempts.into_iter().flatten().chain(retried) {
             match attempt {
                 None => report.deferred += 1,
                 Some(Attempt::Sent) => report.sent += 1,
-                Some(Attempt::Failed) | Some(Attempt::Retry(_)) => report.failed += 1,
+                Some(Attempt::Failed) => report.failed += 1,
+                Some(Attempt::Retry(_)) => report.retrying += 1,
                 Some(Attempt::Skipped) => report.skipped += 1,
-                Some(Attempt::Duplicate) => report.already_claimed += 1,
+                Some(Attempt::Duplicate) | Some(Attempt::Busy(_)) => report.already_claimed += 1,
             }
         }
         Ok(report)
+    }
+
+    /// Whether there is still time to start a send and record it before `deadline`.
+    fn time_for_a_send(&self, deadline: Instant) -> bool {
+        deadline.saturating_duration_since(Instant::now())
+            >= self.settings.endpoints.timeout + std::time::Duration::from_secs(2)
     }
 
     /// Fires every due slot of one task, oldest first, until its next slot is in the future.
@@ -229,9 +270,7 @@ impl Dispatcher {
         let max_slots = self.settings.catch_up.num_minutes().max(1) as usize + 2;
         while attempts.len() < max_slots {
             // Leave room to finish a send that has started.
-            if deadline.saturating_duration_since(Instant::now())
-                < self.settings.endpoints.timeout + std::time::Duration::from_secs(2)
-            {
+            if !self.time_for_a_send(deadline) {
                 attempts.push(None);
                 break;
             }
@@ -275,26 +314,49 @@ impl Dispatcher {
             schedule.next_after(slot)
         };
         let key = format!("schedule:{}:{}", task.id, slot.timestamp());
-        let cause = DeliveryCause::Schedule { slot };
+        let rendered = match self.render_slot(task, slot, &schedule, stale).await {
+            Ok(rendered) => rendered,
+            // Not claimed yet: the slot stays due and the next tick tries again.
+            Err(err) => return (Attempt::Retry(err.to_string()), None),
+        };
+        let attempt = self
+            .deliver(
+                task,
+                &key,
+                DeliveryCause::Schedule { slot },
+                rendered,
+                Claiming::NewSlot { slot, next, stale },
+                deadline,
+            )
+            .await;
+        (attempt, next)
+    }
+
+    /// Renders what the task sends for `slot`. A Daily Summary reads the user's activity; when
+    /// that read fails the slot must be tried again (`Err`). A stale slot is not sent, so its
+    /// Daily Summary is not gathered.
+    async fn render_slot(
+        &self,
+        task: &Task,
+        slot: DateTime<Utc>,
+        schedule: &Schedule,
+        stale: bool,
+    ) -> Result<Result<Message, String>, StoreError> {
         let summary = match &task.content {
             Content::Template {
                 template: TemplateId::DailySummary,
             } if !stale => {
-                match self
+                let data = self
                     .daily_summary(&task.user_id, slot, schedule.timezone())
                     .await
-                {
-                    Ok(data) => Some(data),
-                    Err(err) => {
-                        // Not claimed yet: the slot stays due and the next tick tries again.
+                    .inspect_err(|err| {
                         warn!(task_id = %task.id, error = %err, "could not read activity for the daily summary");
-                        return (Attempt::Retry(err.to_string()), None);
-                    }
-                }
+                    })?;
+                Some(data)
             }
             _ => None,
         };
-        let rendered = self
+        Ok(self
             .templates
             .render(
                 &task.content,
@@ -305,18 +367,79 @@ impl Dispatcher {
                     summary: summary.as_ref(),
                 },
             )
-            .map_err(|e| e.to_string());
-        let attempt = self
-            .deliver(
-                task,
-                &key,
-                cause,
+            .map_err(|e| e.to_string()))
+    }
+
+    /// Tries an earlier slot again: its last send failed retryably, or its worker died. The
+    /// task is read afresh; a task deleted, disabled or no longer scheduled meanwhile is not
+    /// sent, and its record says why. `None` when the time budget has run out.
+    async fn retry_slot(&self, retry: SlotRetry, deadline: Instant) -> Option<Attempt> {
+        if !self.time_for_a_send(deadline) {
+            return None;
+        }
+        let task = match self.config.get_task(&retry.user_id, &retry.task_id).await {
+            Ok(task) => task,
+            // Stays due: the next tick tries again.
+            Err(err) => return Some(Attempt::Retry(err.to_string())),
+        };
+        let schedule = task
+            .as_ref()
+            .filter(|t| t.enabled)
+            .and_then(|t| match &t.trigger {
+                Trigger::Schedule { cron, timezone, .. } => Schedule::parse(cron, timezone).ok(),
+                Trigger::Event { .. } => None,
+            });
+        let (Some(task), Some(schedule)) = (task, schedule) else {
+            return Some(self.abandon_slot(&retry).await);
+        };
+        let rendered = match self.render_slot(&task, retry.slot, &schedule, false).await {
+            Ok(rendered) => rendered,
+            Err(err) => return Some(Attempt::Retry(err.to_string())),
+        };
+        Some(
+            self.deliver(
+                &task,
+                &retry.key,
+                DeliveryCause::Schedule { slot: retry.slot },
                 rendered,
-                Some((slot, next, stale)),
+                Claiming::SlotRetry,
                 deadline,
             )
-            .await;
-        (attempt, next)
+            .await,
+        )
+    }
+
+    /// Ends a slot retry whose task is gone or no longer scheduled: never sent, and the
+    /// delivery record (if the user kept it) says why.
+    async fn abandon_slot(&self, retry: &SlotRetry) -> Attempt {
+        if retry.lease_until > Utc::now() {
+            return Attempt::Busy(format!("delivery {} is in progress elsewhere", retry.key));
+        }
+        let reason = "the task was deleted, disabled or changed to another trigger before this slot could be sent again";
+        let ended = match self
+            .deliveries
+            .get_delivery(&retry.user_id, &retry.delivery_id)
+            .await
+        {
+            Ok(Some(mut delivery)) => {
+                delivery.status = DeliveryStatus::Failed;
+                delivery.provider_code = Some("task_gone".into());
+                delivery.provider_message = Some(reason.into());
+                delivery.updated_at = Utc::now();
+                self.deliveries
+                    .finish_delivery(&retry.key, &delivery, ClaimEnd::Done)
+                    .await
+            }
+            Ok(None) => self.deliveries.close_claim(&retry.key).await,
+            Err(err) => Err(err),
+        };
+        match ended {
+            Ok(()) => {
+                info!(user_id = %retry.user_id, task_id = %retry.task_id, delivery_id = %retry.delivery_id, key = %retry.key, outcome = "abandoned", reason, "notification attempt");
+                Attempt::Failed
+            }
+            Err(err) => Attempt::Retry(format!("closing {}: {err}", retry.key)),
+        }
     }
 
     /// The 24 hours before `slot`, and the summary the upstream app published for the slot's
@@ -374,26 +497,27 @@ impl Dispatcher {
         }
     }
 
-    /// Claims, sends and records one delivery. `slot` is set for scheduled deliveries:
-    /// (slot, next slot, whether the slot is too old to send).
+    /// Claims, sends and records one delivery; `claiming` says how it is claimed and how a
+    /// retryable failure is retried.
     async fn deliver(
         &self,
         task: &Task,
         key: &str,
         cause: DeliveryCause,
         rendered: Result<Message, String>,
-        slot: Option<(DateTime<Utc>, Option<DateTime<Utc>>, bool)>,
+        claiming: Claiming,
         deadline: Instant,
     ) -> Attempt {
         let pending = self.pending(task, cause, rendered.as_ref().ok());
         let lease_until = Utc::now() + self.settings.lease;
-        let claim = match slot {
-            None => {
+        let claim = match claiming {
+            // A retried slot's claim exists: this takes it over once its lease has run out.
+            Claiming::Event | Claiming::SlotRetry => {
                 self.deliveries
                     .claim_delivery(key, &pending, lease_until)
                     .await
             }
-            Some((slot, next, _)) => {
+            Claiming::NewSlot { slot, next, .. } => {
                 self.deliveries
                     .claim_schedule_slot(task, slot, next, &pending, lease_until)
                     .await
@@ -403,29 +527,31 @@ impl Dispatcher {
             Ok(Claim::Granted(d)) => *d,
             Ok(Claim::AlreadyDone) => return Attempt::Duplicate,
             Ok(Claim::InProgress) => {
-                return Attempt::Retry(format!("delivery {key} is in progress elsewhere"))
+                return Attempt::Busy(format!("delivery {key} is in progress elsewhere"))
             }
             Err(err) => return Attempt::Retry(format!("claiming {key}: {err}")),
         };
 
         let started = Instant::now();
-        let outcome = match (&rendered, slot) {
-            (_, Some((_, _, true))) => None,
-            (Err(reason), _) => Some(Outcome::permanent(
+        let stale = matches!(claiming, Claiming::NewSlot { stale: true, .. });
+        let outcome = match &rendered {
+            _ if stale => None,
+            Err(reason) => Some(Outcome::permanent(
                 Some("render_failed".into()),
                 reason.clone(),
             )),
-            (Ok(message), _) => Some(self.send_within(task, message, deadline).await),
+            Ok(message) => Some(self.send_within(task, message, deadline).await),
         };
         delivery.attempts += 1;
         delivery.updated_at = Utc::now();
-        let (attempt, release) = match &outcome {
+        let mut retry_at = None;
+        let attempt = match &outcome {
             None => {
                 delivery.status = DeliveryStatus::Skipped;
                 delivery.provider_message = Some(
                     "slot was older than the catch-up window when the scheduler reached it".into(),
                 );
-                (Attempt::Skipped, false)
+                Attempt::Skipped
             }
             Some(Outcome::Delivered {
                 provider_message_id,
@@ -433,26 +559,25 @@ impl Dispatcher {
             }) => {
                 delivery.status = DeliveryStatus::Sent;
                 delivery.provider_message_id = provider_message_id.clone();
-                (Attempt::Sent, false)
+                Attempt::Sent
             }
             Some(other) => {
                 delivery.status = DeliveryStatus::Failed;
                 delivery.provider_code = other.code().map(str::to_string);
                 delivery.provider_message = other.message().map(str::to_string);
-                // Event deliveries are retried by redelivery; a scheduled slot has moved on, so
-                // its failure is final and recorded.
-                let retry = matches!(other, Outcome::Retryable { .. }) && slot.is_none();
-                if retry {
-                    (
-                        Attempt::Retry(format!(
-                            "task {}: {}",
-                            task.id,
-                            other.message().unwrap_or_default()
-                        )),
-                        true,
-                    )
-                } else {
-                    (Attempt::Failed, false)
+                retry_at = match other {
+                    Outcome::Retryable {
+                        retry_after_secs, ..
+                    } => self.retry_at(claiming, delivery.attempts, *retry_after_secs),
+                    _ => None,
+                };
+                match retry_at {
+                    Some(_) => Attempt::Retry(format!(
+                        "task {}: {}",
+                        task.id,
+                        other.message().unwrap_or_default()
+                    )),
+                    None => Attempt::Failed,
                 }
             }
         };
@@ -462,25 +587,51 @@ impl Dispatcher {
             delivery_id = %delivery.id,
             kind = %task.kind,
             key = %key,
+            attempt = delivery.attempts,
             outcome = outcome.as_ref().map_or("skipped", Outcome::label),
             provider_code = outcome.as_ref().and_then(Outcome::code),
             provider_message = outcome.as_ref().and_then(Outcome::message),
+            retry_at = retry_at.map(|at| at.to_rfc3339()),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "notification attempt"
         );
         if let Some(outcome) = &outcome {
             self.apply_to_target(task, outcome).await;
         }
-        if let Err(err) = self
-            .deliveries
-            .finish_delivery(key, &delivery, release)
-            .await
-        {
-            // The send happened; the lease will expire and the record stays pending. Report a
-            // retry only when the send itself did not go through.
+        let end = retry_at.map_or(ClaimEnd::Done, ClaimEnd::RetryAt);
+        if let Err(err) = self.deliveries.finish_delivery(key, &delivery, end).await {
             warn!(delivery_id = %delivery.id, error = %err, "could not record delivery outcome");
+            // A claim left pending is taken over once its lease runs out (a slot's by the
+            // scheduler), which would send a delivered message twice: close it at least.
+            if attempt == Attempt::Sent {
+                if let Err(err) = self.deliveries.close_claim(key).await {
+                    warn!(delivery_id = %delivery.id, error = %err, "could not close the claim of a sent delivery; it may be sent again");
+                }
+            }
         }
         attempt
+    }
+
+    /// When a retryable failure is tried again, or `None` when it is final. An event is
+    /// retried as soon as it is redelivered; a slot after a growing wait, a bounded number of
+    /// times.
+    fn retry_at(
+        &self,
+        claiming: Claiming,
+        attempts_made: u32,
+        provider_wait_secs: Option<u64>,
+    ) -> Option<DateTime<Utc>> {
+        match claiming {
+            Claiming::Event => Some(Utc::now()),
+            Claiming::NewSlot { .. } | Claiming::SlotRetry => {
+                let provider_wait = provider_wait_secs
+                    .map(|secs| chrono::Duration::seconds(secs.min(86_400) as i64));
+                self.settings
+                    .slot_retry
+                    .wait_after(attempts_made, provider_wait)
+                    .map(|wait| Utc::now() + wait)
+            }
+        }
     }
 
     /// Sends, and when the provider names a rate-limit wait that fits before `deadline`, waits

@@ -24,6 +24,8 @@ pub const LEASE_SECONDS: &str = "NOTIFY_LEASE_SECONDS";
 pub const SCHEDULER_BATCH: &str = "NOTIFY_SCHEDULER_BATCH";
 pub const SCHEDULER_CONCURRENCY: &str = "NOTIFY_SCHEDULER_CONCURRENCY";
 pub const CATCH_UP_MINUTES: &str = "NOTIFY_CATCH_UP_MINUTES";
+pub const SLOT_RETRY_ATTEMPTS: &str = "NOTIFY_SLOT_RETRY_ATTEMPTS";
+pub const SLOT_RETRY_SECONDS: &str = "NOTIFY_SLOT_RETRY_SECONDS";
 /// SQS queue for events that can never be processed (malformed); optional.
 pub const EVENTS_DLQ_URL: &str = "NOTIFY_EVENTS_DLQ_URL";
 
@@ -48,6 +50,8 @@ pub const ENV_VARS: &[(&str, bool)] = &[
     (SCHEDULER_BATCH, false),
     (SCHEDULER_CONCURRENCY, false),
     (CATCH_UP_MINUTES, false),
+    (SLOT_RETRY_ATTEMPTS, false),
+    (SLOT_RETRY_SECONDS, false),
     (EVENTS_DLQ_URL, false),
 ];
 
@@ -77,7 +81,40 @@ pub struct Settings {
     pub scheduler_batch: usize,
     pub scheduler_concurrency: usize,
     pub catch_up: chrono::Duration,
+    /// How scheduled sends that failed retryably are tried again (event deliveries are
+    /// retried by the event's redelivery instead).
+    pub slot_retry: SlotRetryPolicy,
     pub events_dlq_url: Option<String>,
+}
+
+/// Retries of a scheduled slot: up to `attempts` sends in all, the first retry after
+/// `first_wait` (or the provider's requested wait, if longer), each next wait twice the one
+/// before, none longer than an hour.
+#[derive(Debug, Clone, Copy)]
+pub struct SlotRetryPolicy {
+    pub attempts: u32,
+    pub first_wait: chrono::Duration,
+}
+
+impl SlotRetryPolicy {
+    const LONGEST_WAIT: chrono::Duration = chrono::Duration::hours(1);
+
+    /// The wait after the `attempts_made`-th failed send, or `None` when that was the last.
+    pub fn wait_after(
+        &self,
+        attempts_made: u32,
+        provider_wait: Option<chrono::Duration>,
+    ) -> Option<chrono::Duration> {
+        if attempts_made >= self.attempts {
+            return None;
+        }
+        let doubled = self
+            .first_wait
+            .checked_mul(1 << attempts_made.saturating_sub(1).min(20))
+            .unwrap_or(Self::LONGEST_WAIT);
+        let wait = provider_wait.map_or(doubled, |p| p.max(doubled));
+        Some(wait.min(Self::LONGEST_WAIT))
+    }
 }
 
 impl std::fmt::Debug for Settings {
@@ -171,6 +208,12 @@ impl Settings {
             scheduler_batch: number(SCHEDULER_BATCH, 500)?.max(1) as usize,
             scheduler_concurrency: number(SCHEDULER_CONCURRENCY, 16)?.max(1) as usize,
             catch_up: chrono::Duration::minutes(number(CATCH_UP_MINUTES, 15)? as i64),
+            slot_retry: SlotRetryPolicy {
+                attempts: number(SLOT_RETRY_ATTEMPTS, 5)?.clamp(1, 20) as u32,
+                first_wait: chrono::Duration::seconds(
+                    number(SLOT_RETRY_SECONDS, 60)?.clamp(1, 3600) as i64,
+                ),
+            },
             events_dlq_url: get(EVENTS_DLQ_URL),
         })
     }
@@ -189,6 +232,30 @@ mod tests {
         let env = HashMap::from([(WEB_BASE_URL, "https://app.example")]);
         let err = Settings::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap_err();
         assert_eq!(err.name, TABLE);
+    }
+
+    #[test]
+    fn slot_retries_double_their_wait_and_stop_after_the_last_attempt() {
+        let policy = SlotRetryPolicy {
+            attempts: 4,
+            first_wait: chrono::Duration::seconds(60),
+        };
+        let minutes = |m| Some(chrono::Duration::minutes(m));
+        // Waits after the 1st, 2nd and 3rd failed send: 1, 2, 4 minutes; no 5th send.
+        assert_eq!(policy.wait_after(1, None), minutes(1));
+        assert_eq!(policy.wait_after(2, None), minutes(2));
+        assert_eq!(policy.wait_after(3, None), minutes(4));
+        assert_eq!(policy.wait_after(4, None), None);
+        // A provider's longer wait wins; a shorter one does not shorten the backoff.
+        assert_eq!(policy.wait_after(1, minutes(5)), minutes(5));
+        assert_eq!(policy.wait_after(3, minutes(1)), minutes(4));
+        // Never more than an hour.
+        let long = SlotRetryPolicy {
+            attempts: 20,
+            first_wait: chrono::Duration::minutes(10),
+        };
+        assert_eq!(long.wait_after(10, None), minutes(60));
+        assert_eq!(long.wait_after(1, minutes(600)), minutes(60));
     }
 
     #[test]
