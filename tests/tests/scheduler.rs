@@ -431,6 +431,18 @@ async fn the_daily_summary_reports_the_users_day_and_leads_with_the_published_te
 
 const BOT_TOKEN: &str = "123456:retry-test-token";
 
+/// A fake Bot API and a service sending to it, with settings adjusted by `adjust`.
+async fn with_bot(adjust: impl FnOnce(&mut notify_service::Settings)) -> (FakeTelegram, TestEnv) {
+    let bot = FakeTelegram::start(BOT_TOKEN).await;
+    let base = bot.base_url.clone();
+    let env = TestEnv::start_with(|s| {
+        s.endpoints.telegram_api_base = base;
+        adjust(s);
+    })
+    .await;
+    (bot, env)
+}
+
 /// A Telegram source and target and an hourly task with custom content; returns the task id
 /// and its first slot.
 async fn telegram_hourly_task(env: &TestEnv, user: &str) -> (String, DateTime<Utc>) {
@@ -486,10 +498,7 @@ async fn wait_out(secs: u64) {
 
 #[tokio::test]
 async fn a_slot_that_fails_retryably_is_sent_by_a_later_tick_once_its_wait_is_over() {
-    let bot = FakeTelegram::start(BOT_TOKEN).await;
-    let base = bot.base_url.clone();
-    let env = TestEnv::start_with(|s| {
-        s.endpoints.telegram_api_base = base;
+    let (bot, env) = with_bot(|s| {
         s.slot_retry.attempts = 3;
         s.slot_retry.first_wait = chrono::Duration::seconds(1);
     })
@@ -557,10 +566,7 @@ async fn a_slot_that_fails_retryably_is_sent_by_a_later_tick_once_its_wait_is_ov
 
 #[tokio::test]
 async fn a_slot_stops_being_retried_after_the_last_attempt_or_when_its_task_is_deleted() {
-    let bot = FakeTelegram::start(BOT_TOKEN).await;
-    let base = bot.base_url.clone();
-    let env = TestEnv::start_with(|s| {
-        s.endpoints.telegram_api_base = base;
+    let (bot, env) = with_bot(|s| {
         s.slot_retry.attempts = 2;
         s.slot_retry.first_wait = chrono::Duration::seconds(1);
     })
@@ -624,13 +630,7 @@ async fn a_slot_stops_being_retried_after_the_last_attempt_or_when_its_task_is_d
 #[tokio::test]
 async fn a_slot_whose_worker_died_after_claiming_it_is_sent_once_its_lease_runs_out() {
     use notify_domain::{Delivery, DeliveryCause, DeliveryStatus};
-    let bot = FakeTelegram::start(BOT_TOKEN).await;
-    let base = bot.base_url.clone();
-    let env = TestEnv::start_with(|s| {
-        s.endpoints.telegram_api_base = base;
-        s.lease = chrono::Duration::seconds(2);
-    })
-    .await;
+    let (bot, env) = with_bot(|s| s.lease = chrono::Duration::seconds(2)).await;
     let user = "r-dot";
     let (task_id, slot) = telegram_hourly_task(&env, user).await;
     let task = env

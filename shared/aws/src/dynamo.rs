@@ -356,6 +356,35 @@ impl DynamoStore {
         ])
     }
 
+    /// The items of one `by_due` partition due at or before `now`, at most `limit`, oldest
+    /// first; counted by the [`ReadMeter`].
+    async fn due_items(
+        &self,
+        shard: String,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Item>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(DUE_INDEX)
+            .key_condition_expression("#shard = :shard AND #due <= :now")
+            .expression_attribute_names("#shard", DUE_SHARD)
+            .expression_attribute_names("#due", DUE_AT)
+            .expression_attribute_values(":shard", s(shard))
+            .expression_attribute_values(":now", n(now.timestamp()))
+            .limit(limit.max(1) as i32)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        self.due_reads.queries.fetch_add(1, Ordering::Relaxed);
+        self.due_reads
+            .items
+            .fetch_add(out.scanned_count.max(0) as u64, Ordering::Relaxed);
+        Ok(out.items.unwrap_or_default())
+    }
+
     /// After a lost claim race: decide between done, in progress, and taking over a stale lease.
     async fn resolve_existing_claim(
         &self,
@@ -528,25 +557,7 @@ impl ConfigStore for DynamoStore {
     async fn due_tasks(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Task>, StoreError> {
         let mut due = Vec::new();
         for shard in 0..DUE_SHARDS {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(DUE_INDEX)
-                .key_condition_expression("#shard = :shard AND #due <= :now")
-                .expression_attribute_names("#shard", DUE_SHARD)
-                .expression_attribute_names("#due", DUE_AT)
-                .expression_attribute_values(":shard", s(format!("DUE#{shard}")))
-                .expression_attribute_values(":now", n(now.timestamp()))
-                .limit(limit.max(1) as i32)
-                .send()
-                .await
-                .map_err(unavailable)?;
-            self.due_reads.queries.fetch_add(1, Ordering::Relaxed);
-            self.due_reads
-                .items
-                .fetch_add(out.scanned_count.max(0) as u64, Ordering::Relaxed);
-            for item in out.items.unwrap_or_default() {
+            for item in self.due_items(format!("DUE#{shard}"), now, limit).await? {
                 due.push(from_item::<Task>(item)?);
             }
         }
@@ -675,44 +686,33 @@ impl DeliveryLog for DynamoStore {
         end: ClaimEnd,
     ) -> Result<(), StoreError> {
         self.put_delivery(delivery).await?;
+        let ClaimEnd::RetryAt(at) = end else {
+            return self.close_claim(key).await;
+        };
+        // The next attempt may take the claim over from `at`, keeping the same record; a slot's
+        // claim becomes due for the scheduler at the same instant.
         let update = self
             .client
             .update_item()
             .table_name(&self.table)
             .key(PK, s(format!("CLAIM#{key}")))
-            .key(SK, s("CLAIM"));
-        let update = match end {
-            // Never sent again, and out of the scheduler's retry partition.
-            ClaimEnd::Done => update
-                .update_expression("SET #state = :done REMOVE #shard, #due")
-                .expression_attribute_names("#state", "state")
-                .expression_attribute_names("#shard", DUE_SHARD)
+            .key(SK, s("CLAIM"))
+            .expression_attribute_values(":at", n(at.timestamp()));
+        let update = if matches!(delivery.cause, DeliveryCause::Schedule { .. }) {
+            update
+                .update_expression("SET lease_until = :at, #due = :at")
                 .expression_attribute_names("#due", DUE_AT)
-                .expression_attribute_values(":done", s("done")),
-            // The next attempt may take the claim over from `at`, keeping the same record; a
-            // slot's claim becomes due for the scheduler at the same instant.
-            ClaimEnd::RetryAt(at) => {
-                let expression = if matches!(delivery.cause, DeliveryCause::Schedule { .. }) {
-                    "SET lease_until = :at, #due = :at"
-                } else {
-                    "SET lease_until = :at"
-                };
-                let update = update
-                    .update_expression(expression)
-                    .expression_attribute_values(":at", n(at.timestamp()));
-                if expression.contains("#due") {
-                    update.expression_attribute_names("#due", DUE_AT)
-                } else {
-                    update
-                }
-            }
+        } else {
+            update.update_expression("SET lease_until = :at")
         };
         update.send().await.map_err(unavailable)?;
         Ok(())
     }
 
     async fn close_claim(&self, key: &str) -> Result<(), StoreError> {
-        self.client
+        // Never sent again, and out of the scheduler's retry partition.
+        let closed = self
+            .client
             .update_item()
             .table_name(&self.table)
             .key(PK, s(format!("CLAIM#{key}")))
@@ -724,9 +724,19 @@ impl DeliveryLog for DynamoStore {
             .expression_attribute_names("#due", DUE_AT)
             .expression_attribute_values(":done", s("done"))
             .send()
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+            .await;
+        match closed {
+            Ok(_) => Ok(()),
+            // No claim to close (it expired): nothing can send under it either.
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(unavailable(err)),
+        }
     }
 
     async fn due_slot_retries(
@@ -734,26 +744,8 @@ impl DeliveryLog for DynamoStore {
         now: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<SlotRetry>, StoreError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(DUE_INDEX)
-            .key_condition_expression("#shard = :shard AND #due <= :now")
-            .expression_attribute_names("#shard", DUE_SHARD)
-            .expression_attribute_names("#due", DUE_AT)
-            .expression_attribute_values(":shard", s(RETRY_SHARD))
-            .expression_attribute_values(":now", n(now.timestamp()))
-            .limit(limit.max(1) as i32)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        self.due_reads.queries.fetch_add(1, Ordering::Relaxed);
-        self.due_reads
-            .items
-            .fetch_add(out.scanned_count.max(0) as u64, Ordering::Relaxed);
         let mut retries = Vec::new();
-        for item in out.items.unwrap_or_default() {
+        for item in self.due_items(RETRY_SHARD.into(), now, limit).await? {
             match slot_retry(&item) {
                 Ok(Some(retry)) => retries.push(retry),
                 // The index is eventually consistent: a claim finished a moment ago may show.
