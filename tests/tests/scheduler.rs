@@ -490,8 +490,8 @@ fn bad_gateway() -> BotReply {
     }
 }
 
-/// Long enough for a lease or retry wait of `secs` seconds (stored with one-second precision)
-/// to have run out.
+/// Long enough for a lease or retry wait of `secs` seconds to have run out (the store keeps
+/// lease ends in whole seconds, rounded up).
 async fn wait_out(secs: u64) {
     tokio::time::sleep(Duration::from_millis(secs * 1000 + 1100)).await;
 }
@@ -500,7 +500,7 @@ async fn wait_out(secs: u64) {
 async fn a_slot_that_fails_retryably_is_sent_by_a_later_tick_once_its_wait_is_over() {
     let (bot, env) = with_bot(|s| {
         s.slot_retry.attempts = 3;
-        s.slot_retry.first_wait = chrono::Duration::seconds(1);
+        s.slot_retry.first_wait = chrono::Duration::seconds(2);
     })
     .await;
     let user = "r-ada";
@@ -524,7 +524,7 @@ async fn a_slot_that_fails_retryably_is_sent_by_a_later_tick_once_its_wait_is_ov
         (&json!("failed"), &json!("502"), &json!(1))
     );
 
-    // Before its wait (1 s) is over the retry is found but not taken.
+    // Before its wait (2 s) is over the retry is found but not taken.
     let early = env.dispatcher.tick(at, deadline()).await.unwrap();
     assert_eq!(
         (early.retries_due, early.already_claimed, early.sent),
@@ -533,11 +533,11 @@ async fn a_slot_that_fails_retryably_is_sent_by_a_later_tick_once_its_wait_is_ov
     );
     assert_eq!(bot.requests().len(), 1);
 
-    wait_out(1).await;
+    wait_out(2).await;
     let second = env.dispatcher.tick(at, deadline()).await.unwrap();
     assert_eq!((second.retries_due, second.retrying), (1, 1), "{second:?}");
     // The second wait is twice the first.
-    wait_out(2).await;
+    wait_out(4).await;
     let third = env.dispatcher.tick(at, deadline()).await.unwrap();
     assert_eq!((third.retries_due, third.sent), (1, 1), "{third:?}");
     let again = env.dispatcher.tick(at, deadline()).await.unwrap();

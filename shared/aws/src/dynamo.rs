@@ -178,6 +178,13 @@ fn n(value: i64) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
+/// A lease end in whole epoch seconds, rounded up: a lease (or a retry's wait) never ends
+/// early because the table keeps seconds.
+fn lease_end(at: DateTime<Utc>) -> AttributeValue {
+    let secs = at.timestamp() + i64::from(at.timestamp_subsec_nanos() > 0);
+    n(secs)
+}
+
 fn unavailable<E, R>(err: SdkError<E, R>) -> StoreError
 where
     E: std::error::Error + Send + Sync + 'static,
@@ -346,7 +353,7 @@ impl DynamoStore {
             (PK.to_string(), s(format!("CLAIM#{key}"))),
             (SK.to_string(), s("CLAIM")),
             ("state".to_string(), s("pending")),
-            ("lease_until".to_string(), n(lease_until.timestamp())),
+            ("lease_until".to_string(), lease_end(lease_until)),
             ("delivery_id".to_string(), s(delivery.id.clone())),
             ("user_id".to_string(), s(delivery.user_id.clone())),
             (
@@ -434,7 +441,7 @@ impl DynamoStore {
             .update_expression(expression)
             .condition_expression("#state = :pending AND lease_until = :old")
             .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":new", n(lease_until.timestamp()))
+            .expression_attribute_values(":new", lease_end(lease_until))
             .expression_attribute_values(":pending", s("pending"))
             .expression_attribute_values(":old", AttributeValue::N(old_lease))
             .send()
@@ -632,7 +639,7 @@ impl DeliveryLog for DynamoStore {
         let mut claim_item = Self::claim_item(&key, pending, lease_until);
         claim_item.extend([
             (DUE_SHARD.to_string(), s(RETRY_SHARD)),
-            (DUE_AT.to_string(), n(lease_until.timestamp())),
+            (DUE_AT.to_string(), lease_end(lease_until)),
             ("task_id".to_string(), s(task.id.clone())),
             ("slot".to_string(), n(slot.timestamp())),
         ]);
@@ -697,7 +704,7 @@ impl DeliveryLog for DynamoStore {
             .table_name(&self.table)
             .key(PK, s(format!("CLAIM#{key}")))
             .key(SK, s("CLAIM"))
-            .expression_attribute_values(":at", n(at.timestamp()));
+            .expression_attribute_values(":at", lease_end(at));
         let update = if matches!(delivery.cause, DeliveryCause::Schedule { .. }) {
             update
                 .update_expression("SET lease_until = :at, #due = :at")
