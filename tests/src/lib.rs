@@ -4,11 +4,12 @@
 
 pub mod aws;
 pub mod env;
-pub mod fakes;
 pub mod pipeline;
 pub mod smtp;
 
 pub use env::TestEnv;
+/// The provider fakes, as `notify_testkit::fakes::telegram` and so on.
+pub use notify_fakes as fakes;
 
 /// The workspace root (this crate lives in `tests/`).
 pub fn workspace_root() -> std::path::PathBuf {

@@ -3,8 +3,6 @@
 //!
 //! The sink runs with the Python of the workspace's `.venv` (`NOTIFY_PYTHON` overrides it). The
 //! TLS modes against a TLS-capable sink are in `email_tls.rs`.
-mod smtp_sink;
-
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
@@ -12,8 +10,8 @@ use mailparse::{addrparse_header, dateparse, parse_mail, MailAddr, MailHeaderMap
 use notify_channels::email::EmailChannel;
 use notify_channels::{Channel, Endpoints, Outcome, Preview, PreviewKind, SendRequest};
 use notify_domain::{Message, SecretBundle, SecretValue};
+use notify_fakes::smtp::SmtpSink as Sink;
 use serde_json::{json, Map, Value};
-use smtp_sink::Sink;
 
 const PASSWORD: &str = "s3cret-Auth-Code";
 

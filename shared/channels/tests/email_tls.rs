@@ -5,7 +5,6 @@
 //! [`Endpoints::extra_root_certificates`], as a deployment with a private CA would.
 //!
 //! The sink reports `tls=yes` for a message that came over an encrypted session.
-mod smtp_sink;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -14,12 +13,12 @@ use mailparse::{addrparse_header, dateparse, parse_mail, MailAddr, MailHeaderMap
 use notify_channels::email::EmailChannel;
 use notify_channels::{Channel, Endpoints, Outcome, SendRequest};
 use notify_domain::{Message, SecretBundle, SecretValue};
+use notify_fakes::smtp::{Mode, SmtpSink as Sink};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
 };
 use serde_json::{json, Map, Value};
-use smtp_sink::{Mode, Sink};
 
 const PASSWORD: &str = "s3cret-Auth-Code";
 
