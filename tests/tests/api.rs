@@ -395,7 +395,32 @@ async fn bad_requests_are_problems_that_name_the_field() {
             Some(json!({"name": "x", "kind": "email", "colour": "red"})),
         )
         .await;
-    assert_problem(&unknown_field, 422, None);
+    assert_problem(&unknown_field, 422, Some("colour"));
+    // A field missing inside the tagged `trigger` and `content` objects is named exactly.
+    assert_problem(
+        &env.call(
+            "POST",
+            "/tasks",
+            user,
+            Some(task(json!({"type": "schedule", "timezone": "UTC"}))),
+        )
+        .await,
+        422,
+        Some("trigger.cron"),
+    );
+    let no_body = env
+        .call(
+            "POST",
+            "/tasks",
+            user,
+            Some(json!({
+                "title": "t", "source_id": email, "target_id": mail_target,
+                "trigger": {"type": "event", "event": "SectionUpdated"},
+                "content": {"type": "custom", "title": "Hi"}
+            })),
+        )
+        .await;
+    assert_problem(&no_body, 422, Some("content.body"));
 
     // Malformed JSON, oversized body, wrong media type, bad paging.
     assert_problem(

@@ -157,12 +157,28 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 detail: format!("request body is not valid JSON: {inner}"),
                 field: None,
             }
-        } else if path == "." {
-            ApiError::field("body", message)
         } else {
-            ApiError::field(path, message)
+            ApiError::field(field_path(&path, &message), message)
         }
     })
+}
+
+/// The field a shape error is about. serde names a missing or unknown field only in its
+/// message; the path stops at the object holding it (inside an internally tagged enum such as
+/// `trigger` or `content`, at the enum).
+fn field_path(path: &str, message: &str) -> String {
+    let named = ["missing field `", "unknown field `"]
+        .iter()
+        .find_map(|prefix| message.strip_prefix(prefix)?.split('`').next());
+    match (path, named) {
+        (".", Some(name)) => name.to_string(),
+        (".", None) => "body".to_string(),
+        // Outside tagged enums an unknown field is already the last step of the path.
+        (path, Some(name)) if path != name && !path.ends_with(&format!(".{name}")) => {
+            format!("{path}.{name}")
+        }
+        (path, _) => path.to_string(),
+    }
 }
 
 /// Other query parameters are left to the handler's own extractor.
@@ -201,5 +217,54 @@ impl FromRequestParts<AppState> for Paging {
             limit,
             cursor: q.cursor.filter(|c| !c.is_empty()),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        name: String,
+        trigger: Trigger,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+    #[allow(dead_code)]
+    enum Trigger {
+        Schedule { cron: String },
+    }
+
+    fn field_of(body: &str) -> String {
+        match parse_json::<Body>(body.as_bytes()) {
+            Err(ApiError::Validation(err)) => err.errors[0].field.clone(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn missing_and_unknown_fields_are_named_even_inside_tagged_enums() {
+        assert_eq!(
+            field_of(r#"{"trigger": {"type": "schedule", "cron": "x"}}"#),
+            "name"
+        );
+        assert_eq!(
+            field_of(r#"{"name": "n", "trigger": {"type": "schedule"}}"#),
+            "trigger.cron"
+        );
+        assert_eq!(
+            field_of(r#"{"name": "n", "trigger": {"type": "schedule", "cron": "x", "tz": 1}}"#),
+            "trigger.tz"
+        );
+        assert_eq!(
+            field_of(r#"{"name": "n", "colour": "red", "trigger": {}}"#),
+            "colour"
+        );
+        assert_eq!(field_of(r#"{"name": 5, "trigger": {}}"#), "name");
+        assert_eq!(field_of(r#"[]"#), "body");
     }
 }
