@@ -421,6 +421,20 @@ async fn bad_requests_are_problems_that_name_the_field() {
         )
         .await;
     assert_problem(&no_body, 422, Some("content.body"));
+    // Valid JSON of the wrong shape is a 422 even where serde_json calls it a syntax error.
+    let null_language = env
+        .call(
+            "POST",
+            "/tasks",
+            user,
+            Some(json!({
+                "title": "t", "source_id": email, "target_id": mail_target, "language": null,
+                "trigger": {"type": "event", "event": "SectionUpdated"},
+                "content": {"type": "custom", "title": "Hi", "body": "there"}
+            })),
+        )
+        .await;
+    assert_problem(&null_language, 422, Some("language"));
 
     // Malformed JSON, oversized body, wrong media type, bad paging.
     assert_problem(

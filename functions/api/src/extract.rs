@@ -152,7 +152,10 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             .next()
             .unwrap_or(&message)
             .to_string();
-        if inner.is_syntax() || inner.is_eof() {
+        // serde_json reports some shape errors as syntax (`null` where an enum is expected),
+        // so the body itself decides: only JSON that does not parse is a 400.
+        let parses = serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok();
+        if !parses {
             ApiError::BadRequest {
                 detail: format!("request body is not valid JSON: {inner}"),
                 field: None,
@@ -230,6 +233,15 @@ mod tests {
     struct Body {
         name: String,
         trigger: Trigger,
+        #[serde(default)]
+        language: Option<Language>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    enum Language {
+        #[serde(rename = "en")]
+        En,
     }
 
     #[derive(Debug, Deserialize)]
@@ -266,5 +278,27 @@ mod tests {
         );
         assert_eq!(field_of(r#"{"name": 5, "trigger": {}}"#), "name");
         assert_eq!(field_of(r#"[]"#), "body");
+    }
+
+    #[test]
+    fn valid_json_of_the_wrong_shape_is_a_422_and_broken_json_a_400() {
+        // serde_json calls a number where an enum belongs a syntax error; it is still a field error.
+        assert_eq!(
+            field_of(
+                r#"{"name": "n", "trigger": {"type": "schedule", "cron": "x"}, "language": 7}"#
+            ),
+            "language"
+        );
+        for broken in [r#"{"name": "n""#, r#"{"name": nul}"#, ""] {
+            match parse_json::<Body>(broken.as_bytes()) {
+                Err(ApiError::BadRequest { detail, .. }) => {
+                    assert!(
+                        detail.starts_with("request body is not valid JSON"),
+                        "{detail}"
+                    )
+                }
+                other => panic!("{broken}: {other:?}"),
+            }
+        }
     }
 }
