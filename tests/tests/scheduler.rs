@@ -443,9 +443,9 @@ async fn with_bot(adjust: impl FnOnce(&mut notify_service::Settings)) -> (FakeTe
     (bot, env)
 }
 
-/// A Telegram source and target and an hourly task with custom content; returns the task id
-/// and its first slot.
-async fn telegram_hourly_task(env: &TestEnv, user: &str) -> (String, DateTime<Utc>) {
+/// A Telegram source and target and a task on `cron` (UTC) with custom content; returns the
+/// task id and its first slot.
+async fn telegram_task(env: &TestEnv, user: &str, cron: &str) -> (String, DateTime<Utc>) {
     let id = |reply: notify_testkit::env::Reply| {
         assert_eq!(reply.status, 201, "{}", reply.raw);
         reply.body["id"].as_str().unwrap().to_string()
@@ -473,7 +473,7 @@ async fn telegram_hourly_task(env: &TestEnv, user: &str) -> (String, DateTime<Ut
             Some(user),
             Some(json!({
                 "title": "Hourly", "source_id": source, "target_id": target,
-                "trigger": {"type": "schedule", "cron": "0 * * * *", "timezone": "UTC"},
+                "trigger": {"type": "schedule", "cron": cron, "timezone": "UTC"},
                 "content": {"type": "custom", "title": "Stand-up", "body": "Time to write your notes."}
             })),
         )
@@ -504,7 +504,7 @@ async fn a_slot_that_fails_retryably_is_sent_by_a_later_tick_once_its_wait_is_ov
     })
     .await;
     let user = "r-ada";
-    let (_, slot) = telegram_hourly_task(&env, user).await;
+    let (_, slot) = telegram_task(&env, user, "0 * * * *").await;
     bot.script([
         bad_gateway(),
         BotReply::Error {
@@ -524,7 +524,10 @@ async fn a_slot_that_fails_retryably_is_sent_by_a_later_tick_once_its_wait_is_ov
         (&json!("failed"), &json!("502"), &json!(1))
     );
 
-    // Before its wait (2 s) is over the retry is found but not taken.
+    // Its claim is due again when its wait is over, not before.
+    let due_now = || env.dispatcher.deliveries.due_slot_retries(Utc::now(), 10);
+    assert_eq!(due_now().await.unwrap().len(), 0);
+    // A tick whose clock runs ahead finds it, but may not take it before the wait is over.
     let early = env.dispatcher.tick(at, deadline()).await.unwrap();
     assert_eq!(
         (early.retries_due, early.already_claimed, early.sent),
@@ -534,6 +537,7 @@ async fn a_slot_that_fails_retryably_is_sent_by_a_later_tick_once_its_wait_is_ov
     assert_eq!(bot.requests().len(), 1);
 
     wait_out(2).await;
+    assert_eq!(due_now().await.unwrap().len(), 1);
     let second = env.dispatcher.tick(at, deadline()).await.unwrap();
     assert_eq!((second.retries_due, second.retrying), (1, 1), "{second:?}");
     // The second wait is twice the first.
@@ -571,12 +575,10 @@ async fn a_slot_stops_being_retried_after_the_last_attempt_or_when_its_task_is_d
         s.slot_retry.first_wait = chrono::Duration::seconds(1);
     })
     .await;
-    let (_, slot) = telegram_hourly_task(&env, "r-bo").await;
-    let (deleted_task, other_slot) = telegram_hourly_task(&env, "r-cy").await;
-    assert_eq!(
-        slot, other_slot,
-        "created across an hour boundary; run again"
-    );
+    // Yearly, so both tasks share their slot (unless created across New Year).
+    let (_, slot) = telegram_task(&env, "r-bo", "0 0 1 1 *").await;
+    let (deleted_task, other_slot) = telegram_task(&env, "r-cy", "0 0 1 1 *").await;
+    assert_eq!(slot, other_slot, "created across New Year; run again");
     bot.script([bad_gateway(), bad_gateway(), bad_gateway()]);
     let at = slot + chrono::Duration::seconds(5);
 
@@ -629,57 +631,11 @@ async fn a_slot_stops_being_retried_after_the_last_attempt_or_when_its_task_is_d
 
 #[tokio::test]
 async fn a_slot_whose_worker_died_after_claiming_it_is_sent_once_its_lease_runs_out() {
-    use notify_domain::{Delivery, DeliveryCause, DeliveryStatus};
     let (bot, env) = with_bot(|s| s.lease = chrono::Duration::seconds(2)).await;
     let user = "r-dot";
-    let (task_id, slot) = telegram_hourly_task(&env, user).await;
-    let task = env
-        .dispatcher
-        .config
-        .get_task(user, &task_id)
-        .await
-        .unwrap()
-        .unwrap();
-
+    let (task_id, slot) = telegram_task(&env, user, "0 * * * *").await;
     // A worker claims the slot (moving the task on) and dies before sending.
-    let now = Utc::now();
-    let pending = Delivery {
-        id: "dlv-crashed".into(),
-        user_id: user.into(),
-        task_id: task.id.clone(),
-        source_id: task.source_id.clone(),
-        target_id: task.target_id.clone(),
-        kind: task.kind,
-        cause: DeliveryCause::Schedule { slot },
-        status: DeliveryStatus::Pending,
-        provider_code: None,
-        provider_message: None,
-        provider_message_id: None,
-        title: "Stand-up".into(),
-        body: "Time to write your notes.".into(),
-        link: None,
-        cover_url: None,
-        attempts: 0,
-        read: false,
-        created_at: now,
-        updated_at: now,
-    };
-    let claim = env
-        .dispatcher
-        .deliveries
-        .claim_schedule_slot(
-            &task,
-            slot,
-            Some(slot + chrono::Duration::hours(1)),
-            &pending,
-            now + chrono::Duration::seconds(2),
-        )
-        .await
-        .unwrap();
-    assert!(
-        matches!(claim, notify_domain::Claim::Granted(_)),
-        "{claim:?}"
-    );
+    crash_after_claiming(&env, user, &task_id, slot, 2).await;
 
     let at = slot + chrono::Duration::seconds(5);
     // The task itself is no longer due; the claim is, but its lease is still running.
@@ -704,8 +660,127 @@ async fn a_slot_whose_worker_died_after_claiming_it_is_sent_once_its_lease_runs_
     assert_eq!(bot.requests().len(), 1);
     let r = records(&env, user).await;
     assert_eq!(r.len(), 1, "{r:?}");
+    // Two attempts: the one cut short by the crash, and the send.
     assert_eq!(
         (&r[0]["id"], &r[0]["status"], &r[0]["attempts"]),
-        (&json!("dlv-crashed"), &json!("sent"), &json!(1))
+        (&json!("dlv-crashed"), &json!("sent"), &json!(2))
     );
+}
+
+/// What a worker leaves behind when it dies right after claiming `slot`: the task moved on,
+/// and a pending claim with a lease of `lease_secs`.
+async fn crash_after_claiming(
+    env: &TestEnv,
+    user: &str,
+    task_id: &str,
+    slot: DateTime<Utc>,
+    lease_secs: i64,
+) {
+    use notify_domain::{Delivery, DeliveryCause, DeliveryStatus};
+    let task = env
+        .dispatcher
+        .config
+        .get_task(user, task_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let now = Utc::now();
+    let pending = Delivery {
+        id: "dlv-crashed".into(),
+        user_id: user.into(),
+        task_id: task.id.clone(),
+        source_id: task.source_id.clone(),
+        target_id: task.target_id.clone(),
+        kind: task.kind,
+        cause: DeliveryCause::Schedule { slot },
+        status: DeliveryStatus::Pending,
+        provider_code: None,
+        provider_message: None,
+        provider_message_id: None,
+        title: "Stand-up".into(),
+        body: "Time to write your notes.".into(),
+        link: None,
+        cover_url: None,
+        attempts: 0,
+        read: false,
+        created_at: now,
+        updated_at: now,
+    };
+    let notify_domain::Trigger::Schedule { cron, timezone, .. } = &task.trigger else {
+        panic!("{task:?} is not scheduled");
+    };
+    let next = notify_domain::schedule::Schedule::parse(cron, timezone)
+        .unwrap()
+        .next_after(slot);
+    let claim = env
+        .dispatcher
+        .deliveries
+        .claim_schedule_slot(
+            &task,
+            slot,
+            next,
+            &pending,
+            now + chrono::Duration::seconds(lease_secs),
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(claim, notify_domain::Claim::Granted(_)),
+        "{claim:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_slot_whose_worker_keeps_dying_is_given_up_after_the_last_attempt() {
+    // One attempt in all: the one cut short by the crash.
+    let (bot, env) = with_bot(|s| {
+        s.lease = chrono::Duration::seconds(2);
+        s.slot_retry.attempts = 1;
+    })
+    .await;
+    let user = "r-eli";
+    let (task_id, slot) = telegram_task(&env, user, "0 0 1 1 *").await;
+    crash_after_claiming(&env, user, &task_id, slot, 2).await;
+    wait_out(2).await;
+    let tick = env
+        .dispatcher
+        .tick(slot + chrono::Duration::seconds(5), deadline())
+        .await
+        .unwrap();
+    assert_eq!(
+        (tick.retries_due, tick.failed, tick.sent),
+        (1, 1, 0),
+        "{tick:?}"
+    );
+    assert!(bot.requests().is_empty());
+    let r = records(&env, user).await;
+    assert_eq!(
+        (&r[0]["status"], &r[0]["provider_code"], &r[0]["attempts"]),
+        (&json!("failed"), &json!("retries_exhausted"), &json!(1))
+    );
+}
+
+#[tokio::test]
+async fn a_slot_left_pending_through_a_long_outage_is_skipped_like_a_missed_slot() {
+    // Defaults: a 15-minute catch-up window and waits of 1 + 2 + 4 + 8 minutes.
+    let (bot, env) = with_bot(|s| s.lease = chrono::Duration::seconds(2)).await;
+    let user = "r-fay";
+    let (task_id, slot) = telegram_task(&env, user, "0 0 1 1 *").await;
+    crash_after_claiming(&env, user, &task_id, slot, 2).await;
+    wait_out(2).await;
+    // Back 31 minutes after the slot: one minute past the window plus the retry schedule.
+    let tick = env
+        .dispatcher
+        .tick(slot + chrono::Duration::minutes(31), deadline())
+        .await
+        .unwrap();
+    assert_eq!(
+        (tick.retries_due, tick.skipped, tick.sent),
+        (1, 1, 0),
+        "{tick:?}"
+    );
+    assert!(bot.requests().is_empty());
+    let r = records(&env, user).await;
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0]["status"], "skipped");
 }

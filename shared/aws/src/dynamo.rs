@@ -428,9 +428,9 @@ impl DynamoStore {
         // A slot claim stays findable by the scheduler at the end of the new lease, in case
         // this worker dies too.
         let expression = if existing.contains_key(DUE_SHARD) {
-            "SET lease_until = :new, due_at = :new"
+            "SET lease_until = :new, due_at = :new ADD takeovers :one"
         } else {
-            "SET lease_until = :new"
+            "SET lease_until = :new ADD takeovers :one"
         };
         let taken = self
             .client
@@ -444,10 +444,21 @@ impl DynamoStore {
             .expression_attribute_values(":new", lease_end(lease_until))
             .expression_attribute_values(":pending", s("pending"))
             .expression_attribute_values(":old", AttributeValue::N(old_lease))
+            .expression_attribute_values(":one", n(1))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
             .send()
             .await;
         match taken {
-            Ok(_) => {
+            Ok(out) => {
+                // Each take-over follows one attempt that did not finish the claim: released
+                // after a retryable failure, or cut short by a dying worker.
+                let takeovers = out
+                    .attributes
+                    .as_ref()
+                    .and_then(|a| a.get("takeovers"))
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|v| v.parse::<u32>().ok())
+                    .unwrap_or(0);
                 let id = existing
                     .get("delivery_id")
                     .and_then(|v| v.as_s().ok())
@@ -461,6 +472,7 @@ impl DynamoStore {
                         ..pending.clone()
                     });
                 delivery.status = notify_domain::DeliveryStatus::Pending;
+                delivery.attempts = delivery.attempts.max(takeovers);
                 delivery.updated_at = Utc::now();
                 self.put_delivery(&delivery).await?;
                 Ok(Claim::Granted(Box::new(delivery)))
@@ -692,11 +704,15 @@ impl DeliveryLog for DynamoStore {
         delivery: &Delivery,
         end: ClaimEnd,
     ) -> Result<(), StoreError> {
-        self.put_delivery(delivery).await?;
-        let ClaimEnd::RetryAt(at) = end else {
-            return self.close_claim(key).await;
+        let retry_from = match end {
+            ClaimEnd::Done => {
+                self.close_claim(key).await?;
+                return self.put_delivery(delivery).await;
+            }
+            ClaimEnd::Release => n(0),
+            ClaimEnd::RetryAt(at) => lease_end(at),
         };
-        // The next attempt may take the claim over from `at`, keeping the same record; a slot's
+        // The next attempt may take the claim over from then, keeping the same record; a slot's
         // claim becomes due for the scheduler at the same instant.
         let update = self
             .client
@@ -704,7 +720,7 @@ impl DeliveryLog for DynamoStore {
             .table_name(&self.table)
             .key(PK, s(format!("CLAIM#{key}")))
             .key(SK, s("CLAIM"))
-            .expression_attribute_values(":at", lease_end(at));
+            .expression_attribute_values(":at", retry_from);
         let update = if matches!(delivery.cause, DeliveryCause::Schedule { .. }) {
             update
                 .update_expression("SET lease_until = :at, #due = :at")
@@ -713,7 +729,7 @@ impl DeliveryLog for DynamoStore {
             update.update_expression("SET lease_until = :at")
         };
         update.send().await.map_err(unavailable)?;
-        Ok(())
+        self.put_delivery(delivery).await
     }
 
     async fn close_claim(&self, key: &str) -> Result<(), StoreError> {

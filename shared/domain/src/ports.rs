@@ -105,11 +105,13 @@ pub enum Claim {
 /// What becomes of a claim once an attempt has been recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClaimEnd {
-    /// Sent, or failed for good: the key is never sent again.
+    /// Sent, skipped, or failed for good: the key is never sent again.
     Done,
-    /// Failed in a way worth retrying: the claim may be taken over from this instant, keeping
-    /// the same delivery record. A scheduled slot's claim also becomes due for the scheduler at
-    /// this instant; an event's claim waits for the event to be redelivered.
+    /// Failed in a way worth retrying: another attempt may take the claim over at once, keeping
+    /// the same delivery record (an event's, when the event is redelivered).
+    Release,
+    /// Failed in a way worth retrying, to be tried again from this instant (a scheduled slot's
+    /// retry wait): the claim becomes due for the scheduler then.
     RetryAt(DateTime<Utc>),
 }
 
@@ -131,8 +133,10 @@ pub struct SlotRetry {
 #[async_trait]
 pub trait DeliveryLog: Send + Sync {
     /// Claims `key` (an idempotency key such as `event:{event_id}:{task_id}`) for `lease`
-    /// and writes `pending` as the delivery record. A stale claim whose lease ran out (the
-    /// worker died mid-send) is taken over, keeping its delivery id.
+    /// and writes `pending` as the delivery record. A released claim, or one whose lease ran
+    /// out (the worker died mid-send), is taken over, keeping its delivery id; the granted
+    /// record's `attempts` then counts every earlier attempt on the claim, those whose worker
+    /// died included, even if the user deleted the record meanwhile.
     async fn claim_delivery(
         &self,
         key: &str,
@@ -153,7 +157,8 @@ pub trait DeliveryLog: Send + Sync {
         lease_until: DateTime<Utc>,
     ) -> Result<Claim, StoreError>;
 
-    /// Records the outcome of a claimed delivery and ends the claim as `end` says.
+    /// Ends the claim as `end` says, then records the outcome of the delivery. The claim goes
+    /// first: should the record then fail, the claim is still never sent again by mistake.
     async fn finish_delivery(
         &self,
         key: &str,

@@ -108,7 +108,25 @@ enum Claiming {
         stale: bool,
     },
     /// A slot claimed earlier that is due for another attempt.
-    SlotRetry,
+    SlotRetry {
+        /// Its retries ran past the catch-up window: recorded as skipped, not sent.
+        stale: bool,
+    },
+}
+
+impl Claiming {
+    /// Why a stale slot is recorded as skipped rather than sent; `None` when it is not stale.
+    fn skip_reason(self) -> Option<&'static str> {
+        match self {
+            Claiming::NewSlot { stale: true, .. } => {
+                Some("slot was older than the catch-up window when the scheduler reached it")
+            }
+            Claiming::SlotRetry { stale: true } => Some(
+                "slot's retries ran past the catch-up window and its retry schedule (the scheduler was down)",
+            ),
+            _ => None,
+        }
+    }
 }
 
 /// Everything the functions need, built once per container.
@@ -228,13 +246,18 @@ impl Dispatcher {
             .buffer_unordered(self.settings.scheduler_concurrency)
             .collect()
             .await;
+        // The sends above happened whatever this read does; a failed read is tried next tick.
         let retries = self
             .deliveries
             .due_slot_retries(now, self.settings.scheduler_batch)
-            .await?;
+            .await
+            .unwrap_or_else(|err| {
+                warn!(error = %err, "could not read the slots due for a retry; the next tick will");
+                Vec::new()
+            });
         report.retries_due = retries.len();
         let retried: Vec<Option<Attempt>> = stream::iter(retries)
-            .map(|retry| self.retry_slot(retry, deadline))
+            .map(|retry| self.retry_slot(retry, now, deadline))
             .buffer_unordered(self.settings.scheduler_concurrency)
             .collect()
             .await;
@@ -373,7 +396,12 @@ impl Dispatcher {
     /// Tries an earlier slot again: its last send failed retryably, or its worker died. The
     /// task is read afresh; a task deleted, disabled or no longer scheduled meanwhile is not
     /// sent, and its record says why. `None` when the time budget has run out.
-    async fn retry_slot(&self, retry: SlotRetry, deadline: Instant) -> Option<Attempt> {
+    async fn retry_slot(
+        &self,
+        retry: SlotRetry,
+        now: DateTime<Utc>,
+        deadline: Instant,
+    ) -> Option<Attempt> {
         if !self.time_for_a_send(deadline) {
             return None;
         }
@@ -392,7 +420,11 @@ impl Dispatcher {
         let (Some(task), Some(schedule)) = (task, schedule) else {
             return Some(self.abandon_slot(&retry).await);
         };
-        let rendered = match self.render_slot(&task, retry.slot, &schedule, false).await {
+        // Kept pending through an outage longer than the catch-up window plus the retry
+        // schedule: as stale as a slot the scheduler reaches that late.
+        let stale =
+            retry.slot < now - self.settings.catch_up - self.settings.slot_retry.total_wait();
+        let rendered = match self.render_slot(&task, retry.slot, &schedule, stale).await {
             Ok(rendered) => rendered,
             Err(err) => return Some(Attempt::Retry(err.to_string())),
         };
@@ -402,7 +434,7 @@ impl Dispatcher {
                 &retry.key,
                 DeliveryCause::Schedule { slot: retry.slot },
                 rendered,
-                Claiming::SlotRetry,
+                Claiming::SlotRetry { stale },
                 deadline,
             )
             .await,
@@ -410,28 +442,48 @@ impl Dispatcher {
     }
 
     /// Ends a slot retry whose task is gone or no longer scheduled: never sent, and the
-    /// delivery record (if the user kept it) says why.
+    /// delivery record (if the user kept it) says why. The claim is taken over first, so a
+    /// worker still sending (or a slot already sent) is left alone.
     async fn abandon_slot(&self, retry: &SlotRetry) -> Attempt {
-        if retry.lease_until > Utc::now() {
-            return Attempt::Busy(format!("delivery {} is in progress elsewhere", retry.key));
-        }
         let reason = "the task was deleted, disabled or changed to another trigger before this slot could be sent again";
-        let ended = match self
+        let record = match self
             .deliveries
             .get_delivery(&retry.user_id, &retry.delivery_id)
             .await
         {
-            Ok(Some(mut delivery)) => {
-                delivery.status = DeliveryStatus::Failed;
-                delivery.provider_code = Some("task_gone".into());
-                delivery.provider_message = Some(reason.into());
-                delivery.updated_at = Utc::now();
-                self.deliveries
-                    .finish_delivery(&retry.key, &delivery, ClaimEnd::Done)
+            Ok(record) => record,
+            Err(err) => return Attempt::Retry(format!("reading {}: {err}", retry.key)),
+        };
+        let ended = match record {
+            Some(record) => {
+                let lease_until = Utc::now() + self.settings.lease;
+                match self
+                    .deliveries
+                    .claim_delivery(&retry.key, &record, lease_until)
                     .await
+                {
+                    Ok(Claim::Granted(delivery)) => {
+                        let mut delivery = *delivery;
+                        delivery.status = DeliveryStatus::Failed;
+                        delivery.provider_code = Some("task_gone".into());
+                        delivery.provider_message = Some(reason.into());
+                        delivery.updated_at = Utc::now();
+                        self.deliveries
+                            .finish_delivery(&retry.key, &delivery, ClaimEnd::Done)
+                            .await
+                    }
+                    Ok(Claim::AlreadyDone) => return Attempt::Duplicate,
+                    Ok(Claim::InProgress) => {
+                        return Attempt::Busy(format!(
+                            "delivery {} is in progress elsewhere",
+                            retry.key
+                        ))
+                    }
+                    Err(err) => Err(err),
+                }
             }
-            Ok(None) => self.deliveries.close_claim(&retry.key).await,
-            Err(err) => Err(err),
+            // The user deleted the record: nothing to tell them; the slot is just never sent.
+            None => self.deliveries.close_claim(&retry.key).await,
         };
         match ended {
             Ok(()) => {
@@ -512,7 +564,7 @@ impl Dispatcher {
         let lease_until = Utc::now() + self.settings.lease;
         let claim = match claiming {
             // A retried slot's claim exists: this takes it over once its lease has run out.
-            Claiming::Event | Claiming::SlotRetry => {
+            Claiming::Event | Claiming::SlotRetry { .. } => {
                 self.deliveries
                     .claim_delivery(key, &pending, lease_until)
                     .await
@@ -532,25 +584,44 @@ impl Dispatcher {
             Err(err) => return Attempt::Retry(format!("claiming {key}: {err}")),
         };
 
+        // A taken-over claim keeps its record; it now shows what this attempt sends.
+        if let Ok(message) = &rendered {
+            delivery.title.clone_from(&message.title);
+            delivery.body.clone_from(&message.body);
+            delivery.link.clone_from(&message.link);
+            delivery.cover_url.clone_from(&message.cover_url);
+        }
+        // Attempts whose worker died count too, so a slot that keeps killing its worker stops.
+        let exhausted = matches!(claiming, Claiming::SlotRetry { stale: false })
+            && delivery.attempts >= self.settings.slot_retry.attempts;
+
         let started = Instant::now();
-        let stale = matches!(claiming, Claiming::NewSlot { stale: true, .. });
         let outcome = match &rendered {
-            _ if stale => None,
+            _ if claiming.skip_reason().is_some() || exhausted => None,
             Err(reason) => Some(Outcome::permanent(
                 Some("render_failed".into()),
                 reason.clone(),
             )),
             Ok(message) => Some(self.send_within(task, message, deadline).await),
         };
-        delivery.attempts += 1;
+        if outcome.is_some() {
+            delivery.attempts += 1;
+        }
         delivery.updated_at = Utc::now();
-        let mut retry_at = None;
+        let mut end = ClaimEnd::Done;
         let attempt = match &outcome {
+            None if exhausted => {
+                delivery.status = DeliveryStatus::Failed;
+                delivery.provider_code = Some("retries_exhausted".into());
+                delivery.provider_message = Some(format!(
+                    "gave up after {} attempts, counting those cut short",
+                    delivery.attempts
+                ));
+                Attempt::Failed
+            }
             None => {
                 delivery.status = DeliveryStatus::Skipped;
-                delivery.provider_message = Some(
-                    "slot was older than the catch-up window when the scheduler reached it".into(),
-                );
+                delivery.provider_message = claiming.skip_reason().map(str::to_string);
                 Attempt::Skipped
             }
             Some(Outcome::Delivered {
@@ -565,21 +636,25 @@ impl Dispatcher {
                 delivery.status = DeliveryStatus::Failed;
                 delivery.provider_code = other.code().map(str::to_string);
                 delivery.provider_message = other.message().map(str::to_string);
-                retry_at = match other {
-                    Outcome::Retryable {
-                        retry_after_secs, ..
-                    } => self.retry_at(claiming, delivery.attempts, *retry_after_secs),
-                    _ => None,
-                };
-                match retry_at {
-                    Some(_) => Attempt::Retry(format!(
+                if let Outcome::Retryable {
+                    retry_after_secs, ..
+                } = other
+                {
+                    end = self.retry_end(claiming, delivery.attempts, *retry_after_secs);
+                }
+                match end {
+                    ClaimEnd::Done => Attempt::Failed,
+                    ClaimEnd::Release | ClaimEnd::RetryAt(_) => Attempt::Retry(format!(
                         "task {}: {}",
                         task.id,
                         other.message().unwrap_or_default()
                     )),
-                    None => Attempt::Failed,
                 }
             }
+        };
+        let retry_at = match end {
+            ClaimEnd::RetryAt(at) => Some(at.to_rfc3339()),
+            _ => None,
         };
         info!(
             user_id = %task.user_id,
@@ -588,48 +663,48 @@ impl Dispatcher {
             kind = %task.kind,
             key = %key,
             attempt = delivery.attempts,
-            outcome = outcome.as_ref().map_or("skipped", Outcome::label),
+            outcome = outcome
+                .as_ref()
+                .map_or(if exhausted { "gave_up" } else { "skipped" }, Outcome::label),
             provider_code = outcome.as_ref().and_then(Outcome::code),
             provider_message = outcome.as_ref().and_then(Outcome::message),
-            retry_at = retry_at.map(|at| at.to_rfc3339()),
+            retry_at,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "notification attempt"
         );
         if let Some(outcome) = &outcome {
             self.apply_to_target(task, outcome).await;
         }
-        let end = retry_at.map_or(ClaimEnd::Done, ClaimEnd::RetryAt);
         if let Err(err) = self.deliveries.finish_delivery(key, &delivery, end).await {
             warn!(delivery_id = %delivery.id, error = %err, "could not record delivery outcome");
             // A claim left pending is taken over once its lease runs out (a slot's by the
-            // scheduler), which would send a delivered message twice: close it at least.
-            if attempt == Attempt::Sent {
+            // scheduler), which would send a finished delivery again: close it at least.
+            if end == ClaimEnd::Done {
                 if let Err(err) = self.deliveries.close_claim(key).await {
-                    warn!(delivery_id = %delivery.id, error = %err, "could not close the claim of a sent delivery; it may be sent again");
+                    warn!(delivery_id = %delivery.id, error = %err, "could not close the claim of a finished delivery; it may be sent again");
                 }
             }
         }
         attempt
     }
 
-    /// When a retryable failure is tried again, or `None` when it is final. An event is
-    /// retried as soon as it is redelivered; a slot after a growing wait, a bounded number of
-    /// times.
-    fn retry_at(
+    /// How a retryable failure ends its claim. An event's is released for its redelivery; a
+    /// slot's waits a growing time, a bounded number of times, and is then final.
+    fn retry_end(
         &self,
         claiming: Claiming,
         attempts_made: u32,
         provider_wait_secs: Option<u64>,
-    ) -> Option<DateTime<Utc>> {
+    ) -> ClaimEnd {
         match claiming {
-            Claiming::Event => Some(Utc::now()),
-            Claiming::NewSlot { .. } | Claiming::SlotRetry => {
+            Claiming::Event => ClaimEnd::Release,
+            Claiming::NewSlot { .. } | Claiming::SlotRetry { .. } => {
                 let provider_wait = provider_wait_secs
                     .map(|secs| chrono::Duration::seconds(secs.min(86_400) as i64));
                 self.settings
                     .slot_retry
                     .wait_after(attempts_made, provider_wait)
-                    .map(|wait| Utc::now() + wait)
+                    .map_or(ClaimEnd::Done, |wait| ClaimEnd::RetryAt(Utc::now() + wait))
             }
         }
     }

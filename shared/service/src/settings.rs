@@ -115,6 +115,13 @@ impl SlotRetryPolicy {
         let wait = provider_wait.map_or(doubled, |p| p.max(doubled));
         Some(wait.min(Self::LONGEST_WAIT))
     }
+
+    /// The sum of the waits between the first send and the last, without provider waits.
+    pub fn total_wait(&self) -> chrono::Duration {
+        (1..self.attempts)
+            .filter_map(|made| self.wait_after(made, None))
+            .fold(chrono::Duration::zero(), |sum, wait| sum + wait)
+    }
 }
 
 impl std::fmt::Debug for Settings {
@@ -182,6 +189,7 @@ impl Settings {
             allow_plaintext_smtp: allow_local,
             ..defaults
         };
+        let shortest_lease_secs = 2 * endpoints.timeout.as_secs() + 40;
         let secret_prefix = get(SECRET_PREFIX).unwrap_or_else(|| "notify/".into());
         if !secret_prefix.ends_with('/') {
             return Err(SettingsError {
@@ -204,7 +212,11 @@ impl Settings {
                 allow_local_endpoints: allow_local,
             },
             endpoints,
-            lease: chrono::Duration::seconds(number(LEASE_SECONDS, 120)?.max(10) as i64),
+            // Never shorter than one attempt can take (two provider requests around the longest
+            // rate-limit wait honoured), or a slow send could be taken over and sent twice.
+            lease: chrono::Duration::seconds(
+                number(LEASE_SECONDS, 120)?.max(shortest_lease_secs) as i64
+            ),
             scheduler_batch: number(SCHEDULER_BATCH, 500)?.max(1) as usize,
             scheduler_concurrency: number(SCHEDULER_CONCURRENCY, 16)?.max(1) as usize,
             catch_up: chrono::Duration::minutes(number(CATCH_UP_MINUTES, 15)? as i64),
@@ -246,6 +258,7 @@ mod tests {
         assert_eq!(policy.wait_after(2, None), minutes(2));
         assert_eq!(policy.wait_after(3, None), minutes(4));
         assert_eq!(policy.wait_after(4, None), None);
+        assert_eq!(policy.total_wait(), chrono::Duration::minutes(1 + 2 + 4));
         // A provider's longer wait wins; a shorter one does not shorten the backoff.
         assert_eq!(policy.wait_after(1, minutes(5)), minutes(5));
         assert_eq!(policy.wait_after(3, minutes(1)), minutes(4));
@@ -256,6 +269,23 @@ mod tests {
         };
         assert_eq!(long.wait_after(10, None), minutes(60));
         assert_eq!(long.wait_after(1, minutes(600)), minutes(60));
+    }
+
+    #[test]
+    fn a_lease_is_never_shorter_than_one_attempt_can_take() {
+        let lease = |vars: &[(&'static str, &str)]| {
+            let mut env = HashMap::from([(TABLE, "t"), (WEB_BASE_URL, "https://app.example")]);
+            env.extend(vars.iter().copied());
+            Settings::from_lookup(|k| env.get(k).map(|v| v.to_string()))
+                .unwrap()
+                .lease
+                .num_seconds()
+        };
+        assert_eq!(lease(&[]), 120);
+        assert_eq!(lease(&[(LEASE_SECONDS, "300")]), 300);
+        // 2 × 10 s provider timeout + 40 s.
+        assert_eq!(lease(&[(LEASE_SECONDS, "30")]), 60);
+        assert_eq!(lease(&[(PROVIDER_TIMEOUT_SECONDS, "60")]), 160);
     }
 
     #[test]
