@@ -1,241 +1,54 @@
-//! TelegramChannel against a local server that plays the Bot API's `sendMessage`.
+//! TelegramChannel against `notify_fakes::telegram`, which plays the Bot API's `sendMessage`
+//! and `sendPhoto`.
 //!
 //! Expected texts are written out by hand: `<b>T</b>\n\n` is 10 UTF-16 units (3 + 1 + 4 + 2),
 //! '😀' is 2 units (a surrogate pair), '通' and '知' are 1 unit each, `&amp;` is 5.
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::Router;
 use notify_channels::telegram::{TelegramChannel, MAX_CAPTION_UNITS, MAX_TEXT_UNITS};
 use notify_channels::{Channel, Endpoints, Outcome, Preview, PreviewKind, SendRequest};
 use notify_domain::{Message, SecretBundle, SecretValue};
+use notify_fakes::telegram::{BotReply, FakeTelegram};
 use serde_json::{json, Map, Value};
 
 const TOKEN: &str = "123456789:AAEhBOweik6ad9r_QXMENQjcrGbqCr4K-ra";
 const CHAT: &str = "-1001234567890";
 /// A basic group that was upgraded to the supergroup [`CHAT`].
 const OLD_GROUP: &str = "-4081234567";
+const COVER_URL: &str = "https://cdn.example.com/covers/42.png";
 
-#[derive(Clone, Copy)]
-enum Reply {
-    Ok,
-    ChatNotFound,
-    TooManyRequests,
-    Blocked,
-    Unauthorized,
-    BadGatewayHtml,
-    Hang,
-    /// The first call succeeds, later ones get 429.
-    OkThenTooManyRequests,
-    /// Requests to any chat but [`CHAT`] get Telegram's "upgraded to a supergroup" error; those
-    /// to [`CHAT`] get the reply given.
-    Migrated(AfterMigration),
-    /// `sendPhoto` gets Telegram's answer for a photo URL it cannot fetch; `sendMessage` works.
-    PhotoUnreachable,
+/// A Bot API that knows [`TOKEN`] and answers `replies` in order, then success.
+async fn bot_answering(replies: impl IntoIterator<Item = BotReply>) -> FakeTelegram {
+    let bot = FakeTelegram::start(TOKEN).await;
+    bot.script(replies);
+    bot
 }
 
-#[derive(Clone, Copy)]
-enum AfterMigration {
-    Ok,
-    Blocked,
-    /// The supergroup claims to have migrated too.
-    MigratedAgain,
+async fn start_bot() -> FakeTelegram {
+    bot_answering([]).await
 }
 
-#[derive(Default)]
-struct Recorded {
-    /// The method (`sendMessage`, `sendPhoto`) of each request, in order.
-    methods: Vec<String>,
-    bodies: Vec<Value>,
-    /// Protocol violations seen by the fake server (asserted empty by the tests).
-    violations: Vec<String>,
+/// A Bot API where [`OLD_GROUP`] was upgraded to [`CHAT`]; sends to [`CHAT`] get `replies`.
+async fn bot_with_upgraded_group(replies: impl IntoIterator<Item = BotReply>) -> FakeTelegram {
+    let bot = bot_answering(replies).await;
+    bot.upgrade_group(OLD_GROUP.parse().unwrap(), CHAT.parse().unwrap());
+    bot
 }
 
-struct FakeBotApi {
-    base: String,
-    recorded: Arc<Mutex<Recorded>>,
+/// The `text` of each request.
+fn texts(bot: &FakeTelegram) -> Vec<String> {
+    bot.requests()
+        .iter()
+        .map(|b| b["text"].as_str().unwrap().to_string())
+        .collect()
 }
 
-impl FakeBotApi {
-    async fn start(reply: Reply) -> FakeBotApi {
-        let recorded = Arc::new(Mutex::new(Recorded::default()));
-        let app = Router::new()
-            .route("/{*path}", post(handle))
-            .with_state((reply, recorded.clone()));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
-        FakeBotApi {
-            base: format!("http://{addr}"),
-            recorded,
-        }
-    }
-
-    fn bodies(&self) -> Vec<Value> {
-        let recorded = self.recorded.lock().unwrap();
-        assert!(
-            recorded.violations.is_empty(),
-            "protocol violations: {:?}",
-            recorded.violations
-        );
-        recorded.bodies.clone()
-    }
-
-    fn texts(&self) -> Vec<String> {
-        self.bodies()
-            .iter()
-            .map(|b| b["text"].as_str().unwrap().to_string())
-            .collect()
-    }
-
-    /// Each request as `(method, body)`.
-    fn calls(&self) -> Vec<(String, Value)> {
-        let bodies = self.bodies();
-        let methods = self.recorded.lock().unwrap().methods.clone();
-        methods.into_iter().zip(bodies).collect()
-    }
-}
-
-type AppState = (Reply, Arc<Mutex<Recorded>>);
-
-async fn handle(
-    State((reply, recorded)): State<AppState>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let mut violations = Vec::new();
-    let method = uri
-        .path()
-        .strip_prefix(&format!("/bot{TOKEN}/"))
-        .unwrap_or_default()
-        .to_string();
-    if method != "sendMessage" && method != "sendPhoto" {
-        violations.push(format!("unexpected path {}", uri.path()));
-    }
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !content_type.starts_with("application/json") {
-        violations.push(format!("content-type {content_type:?}"));
-    }
-    let parsed: Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(e) => {
-            violations.push(format!("body is not JSON: {e}"));
-            Value::Null
-        }
-    };
-    if parsed["parse_mode"] != "HTML" {
-        violations.push(format!("parse_mode {}", parsed["parse_mode"]));
-    }
-    // Telegram's limits: 1-4096 for a text, 0-1024 for a caption (counted here before entity
-    // parsing, as the channel does: the stricter count).
-    let text = if method == "sendPhoto" {
-        if !parsed["photo"].is_string() {
-            violations.push(format!("photo {}", parsed["photo"]));
-        }
-        if parsed.get("text").is_some() || parsed.get("link_preview_options").is_some() {
-            violations.push("sendMessage fields in a sendPhoto".into());
-        }
-        let caption = parsed["caption"].as_str().unwrap_or_default().to_string();
-        let units = caption.encode_utf16().count();
-        if units > 1024 {
-            violations.push(format!("caption has {units} UTF-16 units"));
-        }
-        caption
-    } else {
-        let text = parsed["text"].as_str().unwrap_or_default().to_string();
-        let units = text.encode_utf16().count();
-        if units == 0 || units > 4096 {
-            violations.push(format!("text has {units} UTF-16 units"));
-        }
-        text
-    };
-    let message_id = {
-        let mut r = recorded.lock().unwrap();
-        r.violations.extend(violations);
-        r.methods.push(method.clone());
-        r.bodies.push(parsed.clone());
-        99 + r.bodies.len() as i64
-    };
-    let to_supergroup = parsed["chat_id"] == json!(CHAT);
-    let reply = match reply {
-        Reply::PhotoUnreachable if method == "sendMessage" => Reply::Ok,
-        Reply::OkThenTooManyRequests if message_id == 100 => Reply::Ok,
-        Reply::OkThenTooManyRequests => Reply::TooManyRequests,
-        Reply::Migrated(AfterMigration::Ok) if to_supergroup => Reply::Ok,
-        Reply::Migrated(AfterMigration::Blocked) if to_supergroup => Reply::Blocked,
-        other => other,
-    };
-    let (status, payload) = match reply {
-        Reply::Ok => (
-            StatusCode::OK,
-            json!({
-                "ok": true,
-                "result": {
-                    "message_id": message_id,
-                    "from": {"id": 123456789, "is_bot": true, "first_name": "Notify", "username": "notify_test_bot"},
-                    "chat": {"id": -1001234567890i64, "title": "Ops", "type": "supergroup"},
-                    "date": 1764780000,
-                    "text": text,
-                }
-            }),
-        ),
-        Reply::ChatNotFound => (
-            StatusCode::BAD_REQUEST,
-            json!({"ok": false, "error_code": 400, "description": "Bad Request: chat not found"}),
-        ),
-        Reply::TooManyRequests => (
-            StatusCode::TOO_MANY_REQUESTS,
-            json!({"ok": false, "error_code": 429, "description": "Too Many Requests: retry after 35", "parameters": {"retry_after": 35}}),
-        ),
-        Reply::Blocked => (
-            StatusCode::FORBIDDEN,
-            json!({"ok": false, "error_code": 403, "description": "Forbidden: bot was blocked by the user"}),
-        ),
-        Reply::Unauthorized => (
-            StatusCode::UNAUTHORIZED,
-            json!({"ok": false, "error_code": 401, "description": "Unauthorized"}),
-        ),
-        Reply::BadGatewayHtml => {
-            return (
-                StatusCode::BAD_GATEWAY,
-                [(header::CONTENT_TYPE, "text/html")],
-                "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n",
-            )
-                .into_response()
-        }
-        Reply::Hang => {
-            tokio::time::sleep(Duration::from_secs(10)).await;
-            (StatusCode::OK, json!({"ok": true, "result": {"message_id": 1}}))
-        }
-        // The real payload, as Telegram sends it for a group upgraded to a supergroup.
-        Reply::Migrated(_) => (
-            StatusCode::BAD_REQUEST,
-            json!({
-                "ok": false,
-                "error_code": 400,
-                "description": "Bad Request: group chat was upgraded to a supergroup chat",
-                "parameters": {"migrate_to_chat_id": -1001234567890i64},
-            }),
-        ),
-        // Telegram's answer when it cannot download the photo URL.
-        Reply::PhotoUnreachable => (
-            StatusCode::BAD_REQUEST,
-            json!({"ok": false, "error_code": 400, "description": "Bad Request: failed to get HTTP URL content"}),
-        ),
-        Reply::OkThenTooManyRequests => unreachable!(),
-    };
-    (status, axum::Json(payload)).into_response()
+/// Each request as `(method, body)`.
+fn calls(bot: &FakeTelegram) -> Vec<(String, Value)> {
+    bot.received()
+        .into_iter()
+        .map(|r| (r.method, r.body))
+        .collect()
 }
 
 fn channel(base: &str, timeout: Duration) -> TelegramChannel {
@@ -284,9 +97,9 @@ async fn send_with(channel: &TelegramChannel, target: Value, message: &Message) 
     outcome
 }
 
-async fn send(api: &FakeBotApi, message: &Message) -> Outcome {
+async fn send(bot: &FakeTelegram, message: &Message) -> Outcome {
     send_with(
-        &channel(&api.base, Duration::from_secs(5)),
+        &channel(&bot.base_url, Duration::from_secs(5)),
         json!({"chat_id": CHAT}),
         message,
     )
@@ -312,11 +125,11 @@ fn delivered(id: &str) -> Outcome {
 
 #[tokio::test]
 async fn escapes_user_text_and_sends_the_exact_payload() {
-    let api = FakeBotApi::start(Reply::Ok).await;
-    let outcome = send(&api, &message("Deploy", "That's broken & this is <b>")).await;
+    let bot = start_bot().await;
+    let outcome = send(&bot, &message("Deploy", "That's broken & this is <b>")).await;
     assert_eq!(outcome, delivered("100"));
     assert_eq!(
-        api.bodies(),
+        bot.requests(),
         vec![json!({
             "chat_id": CHAT,
             "text": "<b>Deploy</b>\n\nThat's broken &amp; this is &lt;b&gt;",
@@ -328,34 +141,34 @@ async fn escapes_user_text_and_sends_the_exact_payload() {
 
 #[tokio::test]
 async fn renders_the_link_with_an_escaped_href_and_default_label() {
-    let api = FakeBotApi::start(Reply::Ok).await;
+    let bot = start_bot().await;
     let m = Message {
         link: Some("https://example.com/r?a=1&b=<2>".into()),
         ..message("Build <7>", "done")
     };
-    assert_eq!(send(&api, &m).await, delivered("100"));
+    assert_eq!(send(&bot, &m).await, delivered("100"));
     assert_eq!(
-        api.texts(),
+        texts(&bot),
         vec!["<b>Build &lt;7&gt;</b>\n\ndone\n\n<a href=\"https://example.com/r?a=1&amp;b=&lt;2&gt;\">Open</a>"]
     );
 
-    let api = FakeBotApi::start(Reply::Ok).await;
+    let bot = start_bot().await;
     let m = Message {
         link: Some("https://example.com/x".into()),
         link_label: Some("View \"report\" & more".into()),
         ..message("T", "b")
     };
-    send(&api, &m).await;
+    send(&bot, &m).await;
     assert_eq!(
-        api.texts(),
+        texts(&bot),
         vec!["<b>T</b>\n\nb\n\n<a href=\"https://example.com/x\">View \"report\" &amp; more</a>"]
     );
 }
 
 #[tokio::test]
 async fn message_thread_id_is_sent_only_when_configured() {
-    let api = FakeBotApi::start(Reply::Ok).await;
-    let ch = channel(&api.base, Duration::from_secs(5));
+    let bot = start_bot().await;
+    let ch = channel(&bot.base_url, Duration::from_secs(5));
     send_with(
         &ch,
         json!({"chat_id": CHAT, "message_thread_id": 42}),
@@ -363,7 +176,7 @@ async fn message_thread_id_is_sent_only_when_configured() {
     )
     .await;
     send_with(&ch, json!({"chat_id": "@my_channel"}), &message("T", "b")).await;
-    let bodies = api.bodies();
+    let bodies = bot.requests();
     assert_eq!(bodies[0]["message_thread_id"], json!(42));
     assert_eq!(bodies[0]["chat_id"], json!(CHAT));
     assert!(
@@ -378,11 +191,11 @@ async fn message_thread_id_is_sent_only_when_configured() {
 async fn emoji_over_the_limit_split_into_two_messages_without_breaking_a_pair() {
     // 10 units of title + 2049 × 2 units = 4108 > 4096. The first part takes (4096 − 10) / 2 =
     // 2043 emoji; the remaining 6 go in the second.
-    let api = FakeBotApi::start(Reply::Ok).await;
-    let outcome = send(&api, &message("T", &"😀".repeat(2049))).await;
+    let bot = start_bot().await;
+    let outcome = send(&bot, &message("T", &"😀".repeat(2049))).await;
     assert_eq!(outcome, delivered("100"), "the first part's id is reported");
     assert_eq!(
-        api.texts(),
+        texts(&bot),
         vec![format!("<b>T</b>\n\n{}", "😀".repeat(2043)), "😀".repeat(6)]
     );
 }
@@ -390,30 +203,30 @@ async fn emoji_over_the_limit_split_into_two_messages_without_breaking_a_pair() 
 #[tokio::test]
 async fn exactly_4096_units_is_one_message() {
     // 10 + 2043 × "通知" (2 units each) = 10 + 4086 = 4096.
-    let api = FakeBotApi::start(Reply::Ok).await;
+    let bot = start_bot().await;
     let body = "通知".repeat(2043);
-    assert_eq!(send(&api, &message("T", &body)).await, delivered("100"));
-    assert_eq!(api.texts(), vec![format!("<b>T</b>\n\n{body}")]);
+    assert_eq!(send(&bot, &message("T", &body)).await, delivered("100"));
+    assert_eq!(texts(&bot), vec![format!("<b>T</b>\n\n{body}")]);
 }
 
 #[tokio::test]
 async fn one_unit_over_moves_a_line_that_fits_alone_to_the_next_message() {
     // 10 + 4087 = 4097. The body is one line of 4087 units: it fits a message of its own, so it is
     // not cut; the title goes alone.
-    let api = FakeBotApi::start(Reply::Ok).await;
+    let bot = start_bot().await;
     let body = format!("{}!", "通知".repeat(2043));
-    send(&api, &message("T", &body)).await;
-    assert_eq!(api.texts(), vec!["<b>T</b>".to_string(), body]);
+    send(&bot, &message("T", &body)).await;
+    assert_eq!(texts(&bot), vec!["<b>T</b>".to_string(), body]);
 }
 
 #[tokio::test]
 async fn splits_at_a_line_break() {
     // 10 + 3000 + 1 (newline) = 3011; the 3000 B's do not fit in the remaining 1085.
-    let api = FakeBotApi::start(Reply::Ok).await;
+    let bot = start_bot().await;
     let body = format!("{}\n{}", "A".repeat(3000), "B".repeat(3000));
-    assert_eq!(send(&api, &message("T", &body)).await, delivered("100"));
+    assert_eq!(send(&bot, &message("T", &body)).await, delivered("100"));
     assert_eq!(
-        api.texts(),
+        texts(&bot),
         vec![
             format!("<b>T</b>\n\n{}", "A".repeat(3000)),
             "B".repeat(3000)
@@ -425,10 +238,10 @@ async fn splits_at_a_line_break() {
 async fn never_splits_an_entity() {
     // 820 '&' escape to 820 × 5 = 4100 units. After the 10-unit title 4086 remain: 817 entities
     // (4085 units); the other 3 go in the second message.
-    let api = FakeBotApi::start(Reply::Ok).await;
-    send(&api, &message("T", &"&".repeat(820))).await;
+    let bot = start_bot().await;
+    send(&bot, &message("T", &"&".repeat(820))).await;
     assert_eq!(
-        api.texts(),
+        texts(&bot),
         vec![
             format!("<b>T</b>\n\n{}", "&amp;".repeat(817)),
             "&amp;".repeat(3)
@@ -438,8 +251,8 @@ async fn never_splits_an_entity() {
 
 #[tokio::test]
 async fn chat_not_found_is_permanent() {
-    let api = FakeBotApi::start(Reply::ChatNotFound).await;
-    let outcome = send(&api, &message("T", "b")).await;
+    let bot = bot_answering([BotReply::chat_not_found()]).await;
+    let outcome = send(&bot, &message("T", "b")).await;
     assert_eq!(
         outcome,
         Outcome::Permanent {
@@ -451,8 +264,8 @@ async fn chat_not_found_is_permanent() {
 
 #[tokio::test]
 async fn too_many_requests_is_retryable_after_the_given_seconds() {
-    let api = FakeBotApi::start(Reply::TooManyRequests).await;
-    let outcome = send(&api, &message("T", "b")).await;
+    let bot = bot_answering([BotReply::too_many_requests(35)]).await;
+    let outcome = send(&bot, &message("T", "b")).await;
     assert_eq!(
         outcome,
         Outcome::Retryable {
@@ -465,8 +278,8 @@ async fn too_many_requests_is_retryable_after_the_given_seconds() {
 
 #[tokio::test]
 async fn blocked_bot_is_a_dead_target() {
-    let api = FakeBotApi::start(Reply::Blocked).await;
-    let outcome = send(&api, &message("T", "b")).await;
+    let bot = bot_answering([BotReply::blocked_by_user()]).await;
+    let outcome = send(&bot, &message("T", "b")).await;
     assert_eq!(
         outcome,
         Outcome::DeadTarget {
@@ -478,8 +291,9 @@ async fn blocked_bot_is_a_dead_target() {
 
 #[tokio::test]
 async fn bad_token_is_permanent() {
-    let api = FakeBotApi::start(Reply::Unauthorized).await;
-    let outcome = send(&api, &message("T", "b")).await;
+    // Telegram knows only another bot's token.
+    let bot = FakeTelegram::start("987654321:AAFotherBotsToken_abcdefghijklmnopq").await;
+    let outcome = send(&bot, &message("T", "b")).await;
     assert!(matches!(outcome, Outcome::Permanent { .. }), "{outcome:?}");
     assert_eq!(outcome.code(), Some("401"));
     assert!(
@@ -490,8 +304,8 @@ async fn bad_token_is_permanent() {
 
 #[tokio::test]
 async fn html_error_page_from_a_proxy_is_retryable() {
-    let api = FakeBotApi::start(Reply::BadGatewayHtml).await;
-    let outcome = send(&api, &message("T", "b")).await;
+    let bot = bot_answering([BotReply::BadGatewayPage]).await;
+    let outcome = send(&bot, &message("T", "b")).await;
     assert!(matches!(outcome, Outcome::Retryable { .. }), "{outcome:?}");
     assert_eq!(outcome.code(), Some("502"));
     assert!(
@@ -502,8 +316,8 @@ async fn html_error_page_from_a_proxy_is_retryable() {
 
 #[tokio::test]
 async fn a_failed_later_part_reports_what_was_already_delivered() {
-    let api = FakeBotApi::start(Reply::OkThenTooManyRequests).await;
-    let outcome = send(&api, &message("T", &"😀".repeat(2049))).await;
+    let bot = bot_answering([BotReply::Ok, BotReply::too_many_requests(35)]).await;
+    let outcome = send(&bot, &message("T", &"😀".repeat(2049))).await;
     assert_eq!(
         outcome,
         Outcome::Retryable {
@@ -513,19 +327,24 @@ async fn a_failed_later_part_reports_what_was_already_delivered() {
             retry_after_secs: Some(35)
         }
     );
-    assert_eq!(api.bodies().len(), 2);
+    assert_eq!(bot.requests().len(), 2);
 }
 
 #[tokio::test]
 async fn stops_at_the_first_failed_part() {
-    let api = FakeBotApi::start(Reply::TooManyRequests).await;
-    let outcome = send(&api, &message("T", &"😀".repeat(2049))).await;
+    // Telegram would refuse every part.
+    let bot = bot_answering([
+        BotReply::too_many_requests(35),
+        BotReply::too_many_requests(35),
+    ])
+    .await;
+    let outcome = send(&bot, &message("T", &"😀".repeat(2049))).await;
     assert_eq!(outcome.code(), Some("429"));
     assert!(
         !outcome.message().unwrap().contains("already delivered"),
         "{outcome:?}"
     );
-    assert_eq!(api.bodies().len(), 1);
+    assert_eq!(bot.requests().len(), 1);
 }
 
 #[tokio::test]
@@ -543,8 +362,8 @@ async fn connection_refused_is_retryable_and_never_shows_the_token() {
 
 #[tokio::test]
 async fn timeout_is_retryable_and_never_shows_the_token() {
-    let api = FakeBotApi::start(Reply::Hang).await;
-    let ch = channel(&api.base, Duration::from_millis(300));
+    let bot = bot_answering([BotReply::Hang]).await;
+    let ch = channel(&bot.base_url, Duration::from_millis(300));
     let started = std::time::Instant::now();
     let outcome = send_with(&ch, json!({"chat_id": CHAT}), &message("T", "b")).await;
     assert!(started.elapsed() < Duration::from_secs(5));
@@ -554,8 +373,8 @@ async fn timeout_is_retryable_and_never_shows_the_token() {
 
 #[tokio::test]
 async fn a_token_that_would_change_the_url_is_refused_before_sending() {
-    let api = FakeBotApi::start(Reply::Ok).await;
-    let ch = channel(&api.base, Duration::from_secs(5));
+    let bot = start_bot().await;
+    let ch = channel(&bot.base_url, Duration::from_secs(5));
     let mut secrets = SecretBundle::new();
     secrets.insert("bot_token", SecretValue::new("123:abc/../../other"));
     let target = obj(json!({"chat_id": CHAT}));
@@ -571,12 +390,12 @@ async fn a_token_that_would_change_the_url_is_refused_before_sending() {
         .await;
     assert_eq!(outcome.code(), Some("invalid_config"));
     assert!(!outcome.message().unwrap().contains("abc"), "{outcome:?}");
-    assert!(api.bodies().is_empty());
+    assert!(bot.requests().is_empty());
 }
 
-async fn send_to_old_group(api: &FakeBotApi, message: &Message) -> Outcome {
+async fn send_to_old_group(bot: &FakeTelegram, message: &Message) -> Outcome {
     send_with(
-        &channel(&api.base, Duration::from_secs(5)),
+        &channel(&bot.base_url, Duration::from_secs(5)),
         json!({"chat_id": OLD_GROUP}),
         message,
     )
@@ -585,8 +404,8 @@ async fn send_to_old_group(api: &FakeBotApi, message: &Message) -> Outcome {
 
 #[tokio::test]
 async fn a_group_upgraded_to_a_supergroup_is_resent_there_and_the_new_id_reported() {
-    let api = FakeBotApi::start(Reply::Migrated(AfterMigration::Ok)).await;
-    let outcome = send_to_old_group(&api, &message("T", "b")).await;
+    let bot = bot_with_upgraded_group([]).await;
+    let outcome = send_to_old_group(&bot, &message("T", "b")).await;
     assert_eq!(
         outcome,
         Outcome::Delivered {
@@ -594,7 +413,7 @@ async fn a_group_upgraded_to_a_supergroup_is_resent_there_and_the_new_id_reporte
             target_update: Some(obj(json!({"chat_id": CHAT}))),
         }
     );
-    let bodies = api.bodies();
+    let bodies = bot.requests();
     assert_eq!(bodies.len(), 2, "{bodies:?}");
     assert_eq!(bodies[0]["chat_id"], json!(OLD_GROUP));
     assert_eq!(bodies[1]["chat_id"], json!(CHAT));
@@ -613,21 +432,25 @@ async fn a_group_upgraded_to_a_supergroup_is_resent_there_and_the_new_id_reporte
 
 #[tokio::test]
 async fn after_a_migration_every_later_part_goes_to_the_supergroup() {
-    let api = FakeBotApi::start(Reply::Migrated(AfterMigration::Ok)).await;
-    let outcome = send_to_old_group(&api, &message("T", &"😀".repeat(2049))).await;
+    let bot = bot_with_upgraded_group([]).await;
+    let outcome = send_to_old_group(&bot, &message("T", &"😀".repeat(2049))).await;
     assert!(outcome.is_delivered(), "{outcome:?}");
     let Outcome::Delivered { target_update, .. } = &outcome else {
         unreachable!()
     };
     assert_eq!(target_update, &Some(obj(json!({"chat_id": CHAT}))));
-    let chats: Vec<Value> = api.bodies().iter().map(|b| b["chat_id"].clone()).collect();
+    let chats: Vec<Value> = bot
+        .requests()
+        .iter()
+        .map(|b| b["chat_id"].clone())
+        .collect();
     assert_eq!(chats, vec![json!(OLD_GROUP), json!(CHAT), json!(CHAT)]);
 }
 
 #[tokio::test]
 async fn a_failed_resend_to_the_supergroup_is_that_failure() {
-    let api = FakeBotApi::start(Reply::Migrated(AfterMigration::Blocked)).await;
-    let outcome = send_to_old_group(&api, &message("T", "b")).await;
+    let bot = bot_with_upgraded_group([BotReply::blocked_by_user()]).await;
+    let outcome = send_to_old_group(&bot, &message("T", "b")).await;
     assert!(matches!(outcome, Outcome::DeadTarget { .. }), "{outcome:?}");
     assert_eq!(outcome.code(), Some("403"));
     let text = outcome.message().unwrap();
@@ -635,14 +458,21 @@ async fn a_failed_resend_to_the_supergroup_is_that_failure() {
         text.starts_with("Forbidden: bot was blocked by the user") && text.contains(CHAT),
         "{outcome:?}"
     );
-    let chats: Vec<Value> = api.bodies().iter().map(|b| b["chat_id"].clone()).collect();
+    let chats: Vec<Value> = bot
+        .requests()
+        .iter()
+        .map(|b| b["chat_id"].clone())
+        .collect();
     assert_eq!(chats, vec![json!(OLD_GROUP), json!(CHAT)]);
 }
 
 #[tokio::test]
 async fn a_migration_is_followed_only_once() {
-    let api = FakeBotApi::start(Reply::Migrated(AfterMigration::MigratedAgain)).await;
-    let outcome = send_to_old_group(&api, &message("T", "b")).await;
+    let bot = bot_with_upgraded_group([BotReply::Migrated {
+        to_chat_id: CHAT.parse().unwrap(),
+    }])
+    .await;
+    let outcome = send_to_old_group(&bot, &message("T", "b")).await;
     assert!(matches!(outcome, Outcome::Permanent { .. }), "{outcome:?}");
     assert_eq!(outcome.code(), Some("400"));
     assert!(
@@ -652,7 +482,7 @@ async fn a_migration_is_followed_only_once() {
             .contains("upgraded to a supergroup"),
         "{outcome:?}"
     );
-    assert_eq!(api.bodies().len(), 2, "resent more than once");
+    assert_eq!(bot.requests().len(), 2, "resent more than once");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -693,7 +523,7 @@ fn as_calls(preview: &Preview) -> Vec<(String, Value)> {
 
 fn with_cover(m: Message) -> Message {
     Message {
-        cover_url: Some("https://cdn.example.com/covers/42.png".into()),
+        cover_url: Some(COVER_URL.into()),
         ..m
     }
 }
@@ -729,29 +559,29 @@ async fn preview_equals_what_is_sent() {
         ),
     ];
     for (target, m) in cases {
-        let api = FakeBotApi::start(Reply::Ok).await;
-        let ch = channel(&api.base, Duration::from_secs(5));
+        let bot = start_bot().await;
+        let ch = channel(&bot.base_url, Duration::from_secs(5));
         let outcome = send_with(&ch, target.clone(), &m).await;
         assert_eq!(outcome, delivered("100"));
         let preview = preview_with(&ch, target, &m);
         assert_eq!(preview.channel, notify_domain::ChannelKind::Telegram);
-        assert_eq!(api.calls(), as_calls(&preview), "{m:?}");
+        assert_eq!(calls(&bot), as_calls(&preview), "{m:?}");
     }
 }
 
 #[tokio::test]
 async fn a_cover_is_sent_as_a_photo_with_the_message_as_caption() {
-    let api = FakeBotApi::start(Reply::Ok).await;
+    let bot = start_bot().await;
     let m = with_cover(Message {
         link: Some("https://example.com/s/1".into()),
         link_label: Some("View".into()),
         ..message("New comment", "Ann: nice & short")
     });
-    let ch = channel(&api.base, Duration::from_secs(5));
+    let ch = channel(&bot.base_url, Duration::from_secs(5));
     let outcome = send_with(&ch, json!({"chat_id": CHAT, "message_thread_id": 3}), &m).await;
     assert_eq!(outcome, delivered("100"));
     assert_eq!(
-        api.calls(),
+        calls(&bot),
         vec![(
             "sendPhoto".to_string(),
             json!({
@@ -768,11 +598,11 @@ async fn a_cover_is_sent_as_a_photo_with_the_message_as_caption() {
 #[tokio::test]
 async fn a_caption_of_exactly_1024_units_is_one_photo() {
     // "<b>T</b>\n\n" is 10 units; "通😀" is 1 + 2 = 3 units, × 338 = 1014: 1024 in all.
-    let api = FakeBotApi::start(Reply::Ok).await;
+    let bot = start_bot().await;
     let body = "通😀".repeat(338);
-    let outcome = send(&api, &with_cover(message("T", &body))).await;
+    let outcome = send(&bot, &with_cover(message("T", &body))).await;
     assert_eq!(outcome, delivered("100"));
-    let calls = api.calls();
+    let calls = calls(&bot);
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0].0, "sendPhoto");
     let caption = calls[0].1["caption"].as_str().unwrap();
@@ -784,11 +614,11 @@ async fn a_caption_of_exactly_1024_units_is_one_photo() {
 async fn one_unit_over_the_caption_limit_moves_the_body_to_a_message() {
     // 10 + 1014 + 1 ("!") = 1025 > 1024: the caption is the title alone and the body (1015
     // units, under 4096) follows as one sendMessage.
-    let api = FakeBotApi::start(Reply::Ok).await;
+    let bot = start_bot().await;
     let body = format!("{}!", "通😀".repeat(338));
-    let outcome = send(&api, &with_cover(message("T", &body))).await;
+    let outcome = send(&bot, &with_cover(message("T", &body))).await;
     assert_eq!(outcome, delivered("100"), "the photo's id is reported");
-    let calls = api.calls();
+    let calls = calls(&bot);
     let methods: Vec<&str> = calls.iter().map(|(m, _)| m.as_str()).collect();
     assert_eq!(methods, vec!["sendPhoto", "sendMessage"]);
     assert_eq!(calls[0].1["caption"], "<b>T</b>");
@@ -800,10 +630,10 @@ async fn one_unit_over_the_caption_limit_moves_the_body_to_a_message() {
 async fn a_title_longer_than_a_caption_continues_in_the_first_message() {
     // A 1030-character title: the caption holds "<b>" + 1017 × '通' + "</b>" = 1024 units, the
     // remaining 13 characters open the next message (bold again), then the body.
-    let api = FakeBotApi::start(Reply::Ok).await;
+    let bot = start_bot().await;
     let title = "通".repeat(1030);
-    send(&api, &with_cover(message(&title, "body"))).await;
-    let calls = api.calls();
+    send(&bot, &with_cover(message(&title, "body"))).await;
+    let calls = calls(&bot);
     assert_eq!(
         calls[0].1["caption"],
         format!("<b>{}</b>", "通".repeat(1017))
@@ -817,9 +647,9 @@ async fn a_title_longer_than_a_caption_continues_in_the_first_message() {
 async fn a_long_message_with_a_cover_splits_its_text_at_4096_units() {
     // The title is the caption; 2049 emoji (4098 units) do not fit one message: 2048 (4096
     // units) and 1.
-    let api = FakeBotApi::start(Reply::Ok).await;
-    send(&api, &with_cover(message("T", &"😀".repeat(2049)))).await;
-    let calls = api.calls();
+    let bot = start_bot().await;
+    send(&bot, &with_cover(message("T", &"😀".repeat(2049)))).await;
+    let calls = calls(&bot);
     assert_eq!(calls[0].1["caption"], "<b>T</b>");
     assert_eq!(calls[1].1["text"], "😀".repeat(2048));
     assert_eq!(
@@ -831,11 +661,12 @@ async fn a_long_message_with_a_cover_splits_its_text_at_4096_units() {
 
 #[tokio::test]
 async fn a_photo_telegram_cannot_fetch_falls_back_to_text() {
-    let api = FakeBotApi::start(Reply::PhotoUnreachable).await;
+    let bot = start_bot().await;
+    bot.make_photo_unreachable(COVER_URL);
     let m = with_cover(message("T", "b"));
-    let outcome = send(&api, &m).await;
+    let outcome = send(&bot, &m).await;
     assert_eq!(outcome, delivered("101"));
-    let calls = api.calls();
+    let calls = calls(&bot);
     assert_eq!(calls[0].0, "sendPhoto");
     assert_eq!(
         calls[1],
