@@ -1,301 +1,36 @@
-//! FeishuChannel against a local server that plays the custom bot webhook and the Open API
-//! endpoints the cover image needs (tenant_access_token, image upload), and serves the cover.
+//! FeishuChannel against `notify_fakes::feishu`, which plays the custom bot webhook and the Open
+//! API endpoints the cover image needs (tenant_access_token, image upload), and serves the cover.
 //!
-//! The fake recomputes the signature itself (hmac / sha2 / base64, not the crate's `sign`
-//! module), checks the card shape, the Bearer token and the multipart form, and answers with
-//! Feishu's real reply bodies (HTTP 200 for the bot's errors, as Feishu does). Expected cards
-//! and escaped texts are written out by hand.
-use std::collections::HashSet;
+//! The fake recomputes the signature itself (not with the crate's `sign` module), checks the card
+//! shape, the Bearer token and the multipart form, and answers with Feishu's real reply bodies
+//! (HTTP 200 for the bot's errors, as Feishu does). Expected cards and escaped texts are written
+//! out by hand.
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::{Multipart, Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::Router;
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
-use hmac::{Hmac, Mac};
 use notify_channels::feishu::{FeishuChannel, MAX_BODY_BYTES};
 use notify_channels::sign::{feishu_sign, Clock};
 use notify_channels::{Channel, Endpoints, Outcome, Preview, PreviewKind, SendRequest};
 use notify_domain::{Message, SecretBundle, SecretValue};
+use notify_fakes::feishu::{FakeFeishu, HookReply, UploadReply};
 use serde_json::{json, Map, Value};
-use sha2::Sha256;
 
 const HOOK_TOKEN: &str = "8c2f6a1e-5b7d-4e3a-9f10-2d4c6b8a0e12";
 const SECRET: &str = "qZ3vK8pLx2Wm9RtY4uHb7c";
 const APP_ID: &str = "cli_a1b2c3d4e5f60789";
 const APP_SECRET: &str = "Xy7Qw2Er5Ty8Ui1Op4As6Df9Gh3Jk0Lz";
-/// Bytes the fake serves as the cover (a PNG signature and some filler).
-const COVER: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDRfake-cover-image-bytes";
 
-#[derive(Clone, Copy)]
-enum HookReply {
-    Ok,
-    /// An old-style success body with both StatusCode and code.
-    OkBoth,
-    BadSignature,
-    KeywordMissing,
-    Throttled,
-    ServerError,
+/// A fake whose bot signs with `secret` and whose app is [`APP_ID`].
+async fn start_fake(secret: &str) -> FakeFeishu {
+    let fake = FakeFeishu::start(HOOK_TOKEN, Some(secret)).await;
+    fake.accept_app(APP_ID, APP_SECRET);
+    fake
 }
 
-#[derive(Clone, Copy, PartialEq)]
-enum UploadMode {
-    Ok,
-    /// The first upload finds its token expired (99991663); later uploads work.
-    ExpiredOnce,
-    /// Every upload is refused with a parameter error.
-    Refused,
-}
-
-#[derive(Default)]
-struct Recorded {
-    hooks: Vec<Value>,
-    token_requests: usize,
-    issued: Vec<String>,
-    expired: HashSet<String>,
-    /// Bearer token of each upload.
-    uploads: Vec<String>,
-    violations: Vec<String>,
-}
-
-#[derive(Clone)]
-struct Config {
-    hook: HookReply,
-    upload: UploadMode,
-    secret: &'static str,
-}
-
-type AppState = (Config, Arc<Mutex<Recorded>>);
-
-struct FakeFeishu {
-    base: String,
-    recorded: Arc<Mutex<Recorded>>,
-}
-
-impl FakeFeishu {
-    async fn start(hook: HookReply, upload: UploadMode, secret: &'static str) -> FakeFeishu {
-        let recorded = Arc::new(Mutex::new(Recorded::default()));
-        let app = Router::new()
-            .route("/open-apis/bot/v2/hook/{token}", post(hook_handler))
-            .route(
-                "/open-apis/auth/v3/tenant_access_token/internal",
-                post(token_handler),
-            )
-            .route("/open-apis/im/v1/images", post(upload_handler))
-            .route(
-                "/cover.png",
-                get(|| async { ([(header::CONTENT_TYPE, "image/png")], COVER) }),
-            )
-            .route(
-                "/page.html",
-                get(|| async { ([(header::CONTENT_TYPE, "text/html")], "<html></html>") }),
-            )
-            .with_state((
-                Config {
-                    hook,
-                    upload,
-                    secret,
-                },
-                recorded.clone(),
-            ));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
-        FakeFeishu {
-            base: format!("http://{addr}"),
-            recorded,
-        }
-    }
-
-    fn webhook(&self) -> String {
-        format!("{}/open-apis/bot/v2/hook/{HOOK_TOKEN}", self.base)
-    }
-
-    fn cover(&self) -> String {
-        format!("{}/cover.png", self.base)
-    }
-
-    fn recorded(&self) -> std::sync::MutexGuard<'_, Recorded> {
-        let recorded = self.recorded.lock().unwrap();
-        assert!(
-            recorded.violations.is_empty(),
-            "protocol violations: {:?}",
-            recorded.violations
-        );
-        recorded
-    }
-
-    fn hooks(&self) -> Vec<Value> {
-        self.recorded().hooks.clone()
-    }
-}
-
-/// base64(HMAC-SHA256(key = "{timestamp}\n{secret}", message = empty)), computed here.
-fn expected_sign(timestamp: &str, secret: &str) -> String {
-    let mac = Hmac::<Sha256>::new_from_slice(format!("{timestamp}\n{secret}").as_bytes()).unwrap();
-    STANDARD.encode(mac.finalize().into_bytes())
-}
-
-async fn hook_handler(
-    State((config, recorded)): State<AppState>,
-    Path(token): Path<String>,
-    body: Bytes,
-) -> Response {
-    let mut violations = Vec::new();
-    if token != HOOK_TOKEN {
-        violations.push(format!("hook token {token}"));
-    }
-    if body.len() > MAX_BODY_BYTES {
-        violations.push(format!("body of {} bytes", body.len()));
-    }
-    let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    match (parsed["timestamp"].as_str(), parsed["sign"].as_str()) {
-        (Some(ts), Some(sign)) => {
-            if sign != expected_sign(ts, config.secret) {
-                violations.push(format!("sign {sign} does not match timestamp {ts}"));
-            }
-        }
-        _ => violations.push("timestamp (a string) or sign missing".into()),
-    }
-    if parsed["msg_type"] != "interactive" {
-        violations.push(format!("msg_type {}", parsed["msg_type"]));
-    }
-    let elements = parsed["card"]["elements"].as_array();
-    if elements.is_none_or(|e| e.is_empty()) {
-        violations.push("card.elements missing or empty".into());
-    }
-    for element in elements.into_iter().flatten() {
-        let ok = match element["tag"].as_str() {
-            Some("markdown") => element["content"].is_string(),
-            Some("img") => element["img_key"].is_string() && element["alt"]["tag"] == "plain_text",
-            Some("action") => element["actions"][0]["tag"] == "button",
-            _ => false,
-        };
-        if !ok {
-            violations.push(format!("bad element {element}"));
-        }
-    }
-    {
-        let mut r = recorded.lock().unwrap();
-        r.violations.extend(violations);
-        r.hooks.push(parsed);
-    }
-    let reply = match config.hook {
-        HookReply::Ok => json!({"code": 0, "data": {}, "msg": "success"}),
-        HookReply::OkBoth => json!({
-            "StatusCode": 0, "StatusMessage": "success", "code": 0, "data": {}, "msg": "success"
-        }),
-        HookReply::BadSignature => json!({
-            "code": 19021,
-            "data": {},
-            "msg": "sign match fail or timestamp is not within one hour from current time"
-        }),
-        HookReply::KeywordMissing => {
-            json!({"code": 19024, "data": {}, "msg": "Key Words Not Found"})
-        }
-        // The code is Feishu's "throttled"; this msg text is not a captured one.
-        HookReply::Throttled => json!({"code": 11232, "data": {}, "msg": "frequency limited"}),
-        HookReply::ServerError => {
-            return (StatusCode::INTERNAL_SERVER_ERROR, "upstream error").into_response()
-        }
-    };
-    (StatusCode::OK, axum::Json(reply)).into_response()
-}
-
-async fn token_handler(
-    State((_, recorded)): State<AppState>,
-    axum::Json(request): axum::Json<Value>,
-) -> Response {
-    let mut r = recorded.lock().unwrap();
-    r.token_requests += 1;
-    if request != json!({"app_id": APP_ID, "app_secret": APP_SECRET}) {
-        r.violations.push(format!("token request {request}"));
-        return axum::Json(json!({"code": 10014, "msg": "app secret invalid"})).into_response();
-    }
-    let token = format!("t-g1044fake{:04}", r.issued.len() + 1);
-    r.issued.push(token.clone());
-    axum::Json(json!({
-        "code": 0,
-        "expire": 7200,
-        "msg": "ok",
-        "tenant_access_token": token,
-    }))
-    .into_response()
-}
-
-async fn upload_handler(
-    State((config, recorded)): State<AppState>,
-    headers: HeaderMap,
-    mut form: Multipart,
-) -> Response {
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("")
-        .to_string();
-    let mut image_type = None;
-    let mut image = None;
-    while let Ok(Some(field)) = form.next_field().await {
-        match field.name() {
-            Some("image_type") => image_type = field.text().await.ok(),
-            Some("image") => {
-                let has_file_name = field.file_name().is_some();
-                let content_type = field.content_type().map(str::to_string);
-                image = Some((has_file_name, content_type, field.bytes().await.unwrap()));
-            }
-            other => {
-                let mut r = recorded.lock().unwrap();
-                r.violations.push(format!("unexpected field {other:?}"));
-            }
-        }
-    }
-    let mut r = recorded.lock().unwrap();
-    if image_type.as_deref() != Some("message") {
-        r.violations.push(format!("image_type {image_type:?}"));
-    }
-    match image {
-        Some((true, Some(ct), bytes)) if ct == "image/png" && bytes.as_ref() == COVER => {}
-        other => r.violations.push(format!(
-            "image part {:?}",
-            other.map(|(f, c, b)| (f, c, b.len()))
-        )),
-    }
-    r.uploads.push(bearer.clone());
-    if !r.issued.contains(&bearer) {
-        r.violations
-            .push(format!("unknown bearer token {bearer:?}"));
-    }
-    if config.upload == UploadMode::ExpiredOnce && r.uploads.len() == 1 {
-        r.expired.insert(bearer.clone());
-    }
-    if r.expired.contains(&bearer) {
-        return (
-            StatusCode::BAD_REQUEST,
-            axum::Json(json!({
-                "code": 99991663,
-                "msg": "Invalid access token for authorization. Please make a request with token attached."
-            })),
-        )
-            .into_response();
-    }
-    if config.upload == UploadMode::Refused {
-        return (
-            StatusCode::BAD_REQUEST,
-            axum::Json(json!({"code": 234001, "msg": "Invalid request param."})),
-        )
-            .into_response();
-    }
-    let key = format!("img_v3_fake_{}", r.uploads.len());
-    axum::Json(json!({"code": 0, "data": {"image_key": key}, "msg": "success"})).into_response()
+/// The Bearer token of each upload, in order.
+fn upload_bearers(fake: &FakeFeishu) -> Vec<String> {
+    fake.uploads().into_iter().map(|u| u.bearer).collect()
 }
 
 struct SimClock(AtomicI64);
@@ -306,6 +41,11 @@ impl SimClock {
     }
     fn advance_secs(&self, secs: i64) {
         self.0.fetch_add(secs * 1000, Ordering::SeqCst);
+    }
+    /// This clock as the fake reads it, so it judges timestamps and token lifetimes by it too.
+    fn for_fake(self: &Arc<Self>) -> impl Fn() -> i64 + Send + Sync + 'static {
+        let clock = Arc::clone(self);
+        move || clock.now_secs()
     }
 }
 
@@ -331,7 +71,7 @@ fn channel_with(feishu_base: &str, lark_base: &str, timeout: Duration) -> Feishu
 }
 
 fn channel(fake: &FakeFeishu) -> FeishuChannel {
-    channel_with(&fake.base, "http://127.0.0.1:9", Duration::from_secs(5))
+    channel_with(&fake.base_url, "http://127.0.0.1:9", Duration::from_secs(5))
 }
 
 fn message(title: &str, body: &str) -> Message {
@@ -378,7 +118,7 @@ async fn send_full(
 }
 
 async fn send(ch: &FeishuChannel, fake: &FakeFeishu, message: &Message) -> Outcome {
-    send_full(ch, &fake.webhook(), "feishu", SECRET, message).await
+    send_full(ch, &fake.webhook_url(), "feishu", SECRET, message).await
 }
 
 /// The card without the signature fields.
@@ -400,25 +140,27 @@ fn sign_matches_the_reference_vector() {
 
 #[tokio::test]
 async fn the_channel_signs_in_the_body_with_its_clock() {
-    let fake = FakeFeishu::start(HookReply::Ok, UploadMode::Ok, "fs-test-secret-000").await;
-    let ch = channel(&fake).with_clock(SimClock::at_secs(1_700_000_000));
+    let fake = start_fake("fs-test-secret-000").await;
+    let clock = SimClock::at_secs(1_700_000_000);
+    fake.use_clock(clock.for_fake());
+    let ch = channel(&fake).with_clock(clock);
     let outcome = send_full(
         &ch,
-        &fake.webhook(),
+        &fake.webhook_url(),
         "feishu",
         "fs-test-secret-000",
         &message("T", "b"),
     )
     .await;
     assert!(outcome.is_delivered(), "{outcome:?}");
-    let hook = &fake.hooks()[0];
+    let hook = &fake.requests()[0];
     assert_eq!(hook["timestamp"], "1700000000");
     assert_eq!(hook["sign"], "MFKw5eAWVQ2Y1uO26s/QYvj7+fByOpw0vEpa6beh8h0=");
 }
 
 #[tokio::test]
 async fn sends_the_exact_card_signed_with_the_system_clock() {
-    let fake = FakeFeishu::start(HookReply::Ok, UploadMode::Ok, SECRET).await;
+    let fake = start_fake(SECRET).await;
     let m = Message {
         link: Some("https://example.com/r?a=1&b=2".into()),
         link_label: Some("Open report".into()),
@@ -426,7 +168,7 @@ async fn sends_the_exact_card_signed_with_the_system_clock() {
     };
     let outcome = send(&channel(&fake), &fake, &m).await;
     assert_eq!(outcome, Outcome::delivered(None));
-    let hooks = fake.hooks();
+    let hooks = fake.requests();
     assert_eq!(
         card_of(&hooks[0]),
         json!({
@@ -459,11 +201,11 @@ async fn sends_the_exact_card_signed_with_the_system_clock() {
 
 #[tokio::test]
 async fn hostile_text_cannot_form_markdown() {
-    let fake = FakeFeishu::start(HookReply::Ok, UploadMode::Ok, SECRET).await;
+    let fake = start_fake(SECRET).await;
     let hostile = "<script>alert(1)</script> [x](http://evil)";
     let outcome = send(&channel(&fake), &fake, &message(hostile, hostile)).await;
     assert!(outcome.is_delivered());
-    let hook = &fake.hooks()[0];
+    let hook = &fake.requests()[0];
     assert_eq!(
         hook["card"]["elements"][0]["content"],
         "&#60;script&#62;alert&#40;1&#41;&#60;/script&#62; &#91;x&#93;&#40;http&#58;//evil&#41;"
@@ -471,14 +213,14 @@ async fn hostile_text_cannot_form_markdown() {
     // The header is plain_text: shown as typed, never parsed.
     assert_eq!(hook["card"]["header"]["title"]["content"], hostile);
 
-    let fake = FakeFeishu::start(HookReply::Ok, UploadMode::Ok, SECRET).await;
+    let fake = start_fake(SECRET).await;
     let m = message(
         "T",
         "**b** _i_ ~~s~~ `c` ![i](k) <at id=all></at> :OK: ${v} &#91; a|b\n# h\n- l\n1. n",
     );
     send(&channel(&fake), &fake, &m).await;
     assert_eq!(
-        fake.hooks()[0]["card"]["elements"][0]["content"],
+        fake.requests()[0]["card"]["elements"][0]["content"],
         "&#42;&#42;b&#42;&#42; &#95;i&#95; &#126;&#126;s&#126;&#126; &#96;c&#96; \
          &#33;&#91;i&#93;&#40;k&#41; &#60;at id&#61;all&#62;&#60;/at&#62; &#58;OK&#58; \
          &#36;{v} &#38;&#35;91; a&#124;b\n&#35; h\n&#45; l\n1&#46; n"
@@ -487,7 +229,8 @@ async fn hostile_text_cannot_form_markdown() {
 
 #[tokio::test]
 async fn old_style_success_bodies_count_as_delivered() {
-    let fake = FakeFeishu::start(HookReply::OkBoth, UploadMode::Ok, SECRET).await;
+    let fake = start_fake(SECRET).await;
+    fake.script([HookReply::legacy_ok()]);
     assert!(send(&channel(&fake), &fake, &message("T", "b"))
         .await
         .is_delivered());
@@ -495,88 +238,82 @@ async fn old_style_success_bodies_count_as_delivered() {
 
 #[tokio::test]
 async fn uploads_the_cover_and_puts_its_key_in_the_card() {
-    let fake = FakeFeishu::start(HookReply::Ok, UploadMode::Ok, SECRET).await;
+    let fake = start_fake(SECRET).await;
     let ch = channel(&fake);
     let m = Message {
-        cover_url: Some(fake.cover()),
+        cover_url: Some(fake.cover_url()),
         ..message("T", "b")
     };
     assert!(send(&ch, &fake, &m).await.is_delivered());
     assert!(send(&ch, &fake, &m).await.is_delivered());
-    let hooks = fake.hooks();
+    let hooks = fake.requests();
     assert_eq!(
         hooks[0]["card"]["elements"][0],
         json!({"tag": "img", "img_key": "img_v3_fake_1", "alt": {"tag": "plain_text", "content": ""}})
     );
     assert_eq!(hooks[1]["card"]["elements"][0]["img_key"], "img_v3_fake_2");
-    let recorded = fake.recorded();
+    assert_eq!(fake.token_requests(), 1, "the token is cached across sends");
     assert_eq!(
-        recorded.token_requests, 1,
-        "the token is cached across sends"
-    );
-    assert_eq!(
-        recorded.uploads,
+        upload_bearers(&fake),
         vec!["t-g1044fake0001".to_string(), "t-g1044fake0001".to_string()]
     );
 }
 
 #[tokio::test]
 async fn the_token_is_fetched_again_five_minutes_before_it_expires() {
-    let fake = FakeFeishu::start(HookReply::Ok, UploadMode::Ok, SECRET).await;
+    let fake = start_fake(SECRET).await;
     let clock = SimClock::at_secs(1_800_000_000);
+    fake.use_clock(clock.for_fake());
     let ch = channel(&fake).with_clock(clock.clone());
     let m = Message {
-        cover_url: Some(fake.cover()),
+        cover_url: Some(fake.cover_url()),
         ..message("T", "b")
     };
     send(&ch, &fake, &m).await;
     clock.advance_secs(7200 - 300 - 1); // still within its life less the margin
     send(&ch, &fake, &m).await;
-    assert_eq!(fake.recorded().token_requests, 1);
+    assert_eq!(fake.token_requests(), 1);
     clock.advance_secs(1); // 6900 s after it was issued: replaced
     send(&ch, &fake, &m).await;
-    let recorded = fake.recorded();
-    assert_eq!(recorded.token_requests, 2);
-    assert_eq!(recorded.uploads[2], "t-g1044fake0002");
+    assert_eq!(fake.token_requests(), 2);
+    assert_eq!(upload_bearers(&fake)[2], "t-g1044fake0002");
 }
 
 #[tokio::test]
 async fn an_expired_token_is_replaced_once_and_the_upload_retried() {
-    let fake = FakeFeishu::start(HookReply::Ok, UploadMode::ExpiredOnce, SECRET).await;
+    let fake = start_fake(SECRET).await;
+    fake.script_uploads([UploadReply::TokenExpired]);
     let ch = channel(&fake);
     let m = Message {
-        cover_url: Some(fake.cover()),
+        cover_url: Some(fake.cover_url()),
         ..message("T", "b")
     };
     assert!(send(&ch, &fake, &m).await.is_delivered());
     assert_eq!(
-        fake.hooks()[0]["card"]["elements"][0]["img_key"],
+        fake.requests()[0]["card"]["elements"][0]["img_key"],
         "img_v3_fake_2"
     );
-    {
-        let recorded = fake.recorded();
-        assert_eq!(recorded.token_requests, 2);
-        assert_eq!(
-            recorded.uploads,
-            vec!["t-g1044fake0001".to_string(), "t-g1044fake0002".to_string()]
-        );
-    }
+    assert_eq!(fake.token_requests(), 2);
+    assert_eq!(
+        upload_bearers(&fake),
+        vec!["t-g1044fake0001".to_string(), "t-g1044fake0002".to_string()]
+    );
     // The replacement is what the cache now holds.
     send(&ch, &fake, &m).await;
-    let recorded = fake.recorded();
-    assert_eq!(recorded.token_requests, 2);
-    assert_eq!(recorded.uploads[2], "t-g1044fake0002");
+    assert_eq!(fake.token_requests(), 2);
+    assert_eq!(upload_bearers(&fake)[2], "t-g1044fake0002");
 }
 
 #[tokio::test]
 async fn a_failed_upload_sends_the_card_without_the_image() {
-    let fake = FakeFeishu::start(HookReply::Ok, UploadMode::Refused, SECRET).await;
+    let fake = start_fake(SECRET).await;
+    fake.script_uploads([UploadReply::invalid_param()]);
     let m = Message {
-        cover_url: Some(fake.cover()),
+        cover_url: Some(fake.cover_url()),
         ..message("T", "b")
     };
     assert!(send(&channel(&fake), &fake, &m).await.is_delivered());
-    let hook = &fake.hooks()[0];
+    let hook = &fake.requests()[0];
     assert_eq!(
         hook["card"]["elements"],
         json!([{"tag": "markdown", "content": "b"}])
@@ -585,39 +322,39 @@ async fn a_failed_upload_sends_the_card_without_the_image() {
 
 #[tokio::test]
 async fn a_cover_that_is_not_an_image_is_not_uploaded() {
-    let fake = FakeFeishu::start(HookReply::Ok, UploadMode::Ok, SECRET).await;
+    let fake = start_fake(SECRET).await;
     let m = Message {
-        cover_url: Some(format!("{}/page.html", fake.base)),
+        cover_url: Some(fake.html_page_url()),
         ..message("T", "b")
     };
     assert!(send(&channel(&fake), &fake, &m).await.is_delivered());
-    assert_eq!(fake.hooks()[0]["card"]["elements"][0]["tag"], "markdown");
-    let recorded = fake.recorded();
-    assert_eq!(recorded.token_requests, 0);
-    assert!(recorded.uploads.is_empty());
+    assert_eq!(fake.requests()[0]["card"]["elements"][0]["tag"], "markdown");
+    assert_eq!(fake.token_requests(), 0);
+    assert!(fake.uploads().is_empty());
 }
 
 #[tokio::test]
 async fn a_lark_source_uses_the_lark_api_base() {
-    let fake = FakeFeishu::start(HookReply::Ok, UploadMode::Ok, SECRET).await;
+    let fake = start_fake(SECRET).await;
     // The Feishu base is a closed port: only the Lark base works.
-    let ch = channel_with("http://127.0.0.1:9", &fake.base, Duration::from_secs(5));
+    let ch = channel_with("http://127.0.0.1:9", &fake.base_url, Duration::from_secs(5));
     let m = Message {
-        cover_url: Some(fake.cover()),
+        cover_url: Some(fake.cover_url()),
         ..message("T", "b")
     };
-    assert!(send_full(&ch, &fake.webhook(), "lark", SECRET, &m)
+    assert!(send_full(&ch, &fake.webhook_url(), "lark", SECRET, &m)
         .await
         .is_delivered());
     assert_eq!(
-        fake.hooks()[0]["card"]["elements"][0]["img_key"],
+        fake.requests()[0]["card"]["elements"][0]["img_key"],
         "img_v3_fake_1"
     );
 }
 
 #[tokio::test]
 async fn bad_signature_is_permanent_with_its_code() {
-    let fake = FakeFeishu::start(HookReply::BadSignature, UploadMode::Ok, SECRET).await;
+    let fake = start_fake(SECRET).await;
+    fake.script([HookReply::bad_signature()]);
     let outcome = send(&channel(&fake), &fake, &message("T", "b")).await;
     assert!(matches!(outcome, Outcome::Permanent { .. }), "{outcome:?}");
     assert_eq!(outcome.code(), Some("19021"));
@@ -629,7 +366,8 @@ async fn bad_signature_is_permanent_with_its_code() {
 
 #[tokio::test]
 async fn missing_keyword_is_permanent_with_its_code() {
-    let fake = FakeFeishu::start(HookReply::KeywordMissing, UploadMode::Ok, SECRET).await;
+    let fake = start_fake(SECRET).await;
+    fake.script([HookReply::keyword_missing()]);
     let outcome = send(&channel(&fake), &fake, &message("T", "b")).await;
     assert!(matches!(outcome, Outcome::Permanent { .. }), "{outcome:?}");
     assert_eq!(outcome.code(), Some("19024"));
@@ -641,12 +379,14 @@ async fn missing_keyword_is_permanent_with_its_code() {
 
 #[tokio::test]
 async fn throttling_and_server_errors_are_retryable() {
-    let fake = FakeFeishu::start(HookReply::Throttled, UploadMode::Ok, SECRET).await;
+    let fake = start_fake(SECRET).await;
+    fake.script([HookReply::throttled()]);
     let outcome = send(&channel(&fake), &fake, &message("T", "b")).await;
     assert!(matches!(outcome, Outcome::Retryable { .. }), "{outcome:?}");
     assert_eq!(outcome.code(), Some("11232"));
 
-    let fake = FakeFeishu::start(HookReply::ServerError, UploadMode::Ok, SECRET).await;
+    let fake = start_fake(SECRET).await;
+    fake.script([HookReply::server_error()]);
     let outcome = send(&channel(&fake), &fake, &message("T", "b")).await;
     assert!(matches!(outcome, Outcome::Retryable { .. }), "{outcome:?}");
     assert_eq!(outcome.code(), Some("500"));
@@ -654,13 +394,13 @@ async fn throttling_and_server_errors_are_retryable() {
 
 #[tokio::test]
 async fn a_long_body_is_cut_to_fit_20_kb() {
-    let fake = FakeFeishu::start(HookReply::Ok, UploadMode::Ok, SECRET).await;
+    let fake = start_fake(SECRET).await;
     // '<' escapes to 5 bytes: the cut must count the escaped size and never split an entity.
     let body = "<".repeat(10_000);
     assert!(send(&channel(&fake), &fake, &message("T", &body))
         .await
         .is_delivered());
-    let hook = &fake.hooks()[0];
+    let hook = &fake.requests()[0];
     let size = serde_json::to_vec(hook).unwrap().len();
     assert!(size <= MAX_BODY_BYTES, "{size}");
     let content = hook["card"]["elements"][0]["content"].as_str().unwrap();
@@ -725,7 +465,7 @@ const HOSTILE_BODY: &str =
 
 #[tokio::test]
 async fn preview_equals_what_is_sent() {
-    let fake = FakeFeishu::start(HookReply::Ok, UploadMode::Ok, SECRET).await;
+    let fake = start_fake(SECRET).await;
     let ch = channel(&fake);
     let plain = Message {
         link: Some("https://example.com/r?a=1&b=2".into()),
@@ -735,22 +475,22 @@ async fn preview_equals_what_is_sent() {
     let long = message("T", &"通😀\n".repeat(4000));
     for m in [&plain, &long] {
         assert!(send(&ch, &fake, m).await.is_delivered());
-        let sent = fake.hooks().pop().unwrap();
+        let sent = fake.requests().pop().unwrap();
         assert_eq!(
             card_of(&sent),
-            preview_of(&ch, &fake.webhook(), m).parts[0].body
+            preview_of(&ch, &fake.webhook_url(), m).parts[0].body
         );
     }
 
     // With a cover, the preview shows a placeholder where the uploaded key goes; nothing else
     // differs.
     let covered = Message {
-        cover_url: Some(fake.cover()),
+        cover_url: Some(fake.cover_url()),
         ..plain.clone()
     };
     assert!(send(&ch, &fake, &covered).await.is_delivered());
-    let sent = fake.hooks().pop().unwrap();
-    let preview = preview_of(&ch, &fake.webhook(), &covered);
+    let sent = fake.requests().pop().unwrap();
+    let preview = preview_of(&ch, &fake.webhook_url(), &covered);
     let mut expected = preview.parts[0].body.clone();
     assert_eq!(
         expected["card"]["elements"][0]["img_key"],
@@ -806,12 +546,12 @@ fn assert_same_text(actual: &Value, expected: &str) {
 async fn a_body_of_exactly_20000_bytes_is_sent_whole() {
     // "通" is 3 bytes and "😀" 4 in UTF-8 (JSON leaves both as they are): 7 × 2819 + 1 ("a")
     // = 19,734.
-    let fake = FakeFeishu::start(HookReply::Ok, UploadMode::Ok, SECRET).await;
+    let fake = start_fake(SECRET).await;
     let body = format!("{}a", "通😀".repeat(2819));
     assert!(send(&channel(&fake), &fake, &message("T", &body))
         .await
         .is_delivered());
-    let hook = &fake.hooks()[0];
+    let hook = &fake.requests()[0];
     assert_same_text(&hook["card"]["elements"][0]["content"], &body);
     assert_eq!(
         serde_json::to_vec(hook).unwrap().len(),
@@ -825,16 +565,16 @@ async fn one_byte_more_is_cut_on_a_character_with_an_ellipsis() {
     // 19,735 bytes of content do not fit. With "…" (3 bytes) the text may keep 19,731 bytes:
     // 2818 pairs (19,726) and one "通" (19,729); the next "😀" would make 19,733. The content is
     // 19,729 + 3 = 19,732 bytes and the body 266 + 19,732 = 19,998.
-    let fake = FakeFeishu::start(HookReply::Ok, UploadMode::Ok, SECRET).await;
+    let fake = start_fake(SECRET).await;
     let ch = channel(&fake);
     let m = message("T", &format!("{}ab", "通😀".repeat(2819)));
     assert!(send(&ch, &fake, &m).await.is_delivered());
-    let hook = &fake.hooks()[0];
+    let hook = &fake.requests()[0];
     let expected = format!("{}通…", "通😀".repeat(2818));
     assert_same_text(&hook["card"]["elements"][0]["content"], &expected);
     assert_eq!(serde_json::to_vec(hook).unwrap().len(), 19_998);
     // The preview cuts at the same place (room for the signature is kept either way) and says so.
-    let preview = preview_of(&ch, &fake.webhook(), &m);
+    let preview = preview_of(&ch, &fake.webhook_url(), &m);
     assert_same_text(
         &preview.parts[0].body["card"]["elements"][0]["content"],
         &expected,
