@@ -1,186 +1,41 @@
-//! DingtalkChannel against a local server that plays the custom robot webhook.
+//! DingtalkChannel against the shared DingTalk robot fake (`notify_fakes::dingtalk`).
 //!
-//! The fake recomputes the signature itself (hmac / sha2 / base64, not the crate's `sign`
-//! module), checks the body shape and answers with DingTalk's real reply bodies, all with
-//! HTTP 200 as DingTalk does. Expected Markdown texts are written out by hand.
+//! The fake recomputes the signature itself (not the crate's `sign` module), checks the body
+//! shape and answers with DingTalk's real reply bodies, all with HTTP 200 as DingTalk does.
+//! Expected Markdown texts are written out by hand.
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::Router;
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
-use hmac::{Hmac, Mac};
 use notify_channels::dingtalk::{DingtalkChannel, MAX_BODY_BYTES, RATE_LIMIT_RETRY_SECS};
 use notify_channels::sign::{dingtalk_sign, dingtalk_signed_url, Clock};
 use notify_channels::{Channel, Outcome, Preview, PreviewKind, SendRequest};
 use notify_domain::{Message, SecretBundle, SecretValue};
+use notify_fakes::dingtalk::{FakeDingtalk, RobotReply};
 use serde_json::{json, Map, Value};
-use sha2::Sha256;
 
 const ACCESS_TOKEN: &str = "f3c1a9e07b2d4c58a6e1d0b9c8f7a6e5d4c3b2a1f0e9d8c7b6a5f4e3d2c1b0a9";
 const SECRET: &str = "SEC0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd";
 
-#[derive(Clone, Copy)]
-enum Reply {
-    Ok,
-    SignMismatch,
-    MissingParameter,
-    TooFast,
-    BadGateway,
-    Hang,
+/// A robot with `secret` (if any) that answers `reply` to the first message; the channel only
+/// ever sends Markdown.
+async fn start_robot(reply: RobotReply, secret: Option<&str>) -> FakeDingtalk {
+    let robot = FakeDingtalk::start(ACCESS_TOKEN, secret).await;
+    robot.expect_msgtype("markdown");
+    robot.script([reply]);
+    robot
 }
 
-#[derive(Default)]
-struct Recorded {
-    bodies: Vec<Value>,
-    raw_queries: Vec<String>,
-    violations: Vec<String>,
+fn raw_queries(robot: &FakeDingtalk) -> Vec<String> {
+    robot.received().into_iter().map(|r| r.raw_query).collect()
 }
 
-struct FakeRobot {
-    base: String,
-    recorded: Arc<Mutex<Recorded>>,
-}
-
-/// Whether and with which secret the fake checks the signature.
-#[derive(Clone)]
-struct Config {
-    reply: Reply,
-    secret: Option<&'static str>,
-}
-
-impl FakeRobot {
-    async fn start(reply: Reply, secret: Option<&'static str>) -> FakeRobot {
-        let recorded = Arc::new(Mutex::new(Recorded::default()));
-        let app = Router::new()
-            .route("/robot/send", post(handle))
-            .with_state((Config { reply, secret }, recorded.clone()));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
-        FakeRobot {
-            base: format!("http://{addr}"),
-            recorded,
-        }
-    }
-
-    fn webhook(&self) -> String {
-        format!("{}/robot/send?access_token={ACCESS_TOKEN}", self.base)
-    }
-
-    fn recorded(&self) -> std::sync::MutexGuard<'_, Recorded> {
-        let recorded = self.recorded.lock().unwrap();
-        assert!(
-            recorded.violations.is_empty(),
-            "protocol violations: {:?}",
-            recorded.violations
-        );
-        recorded
-    }
-
-    fn texts(&self) -> Vec<String> {
-        self.recorded()
-            .bodies
-            .iter()
-            .map(|b| b["markdown"]["text"].as_str().unwrap().to_string())
-            .collect()
-    }
-}
-
-/// base64(HMAC-SHA256(key = secret, message = "{timestamp}\n{secret}")), computed here.
-fn expected_sign(timestamp: &str, secret: &str) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(format!("{timestamp}\n{secret}").as_bytes());
-    STANDARD.encode(mac.finalize().into_bytes())
-}
-
-async fn handle(
-    State((config, recorded)): State<(Config, Arc<Mutex<Recorded>>)>,
-    uri: Uri,
-    body: Bytes,
-) -> Response {
-    let mut violations = Vec::new();
-    let raw_query = uri.query().unwrap_or("").to_string();
-    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(raw_query.as_bytes())
-        .into_owned()
-        .collect();
-    let get = |name: &str| {
-        pairs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    };
-    if get("access_token").as_deref() != Some(ACCESS_TOKEN) {
-        violations.push(format!("access_token lost: {raw_query}"));
-    }
-    match config.secret {
-        Some(secret) => match (get("timestamp"), get("sign")) {
-            (Some(ts), Some(sign)) => {
-                if sign != expected_sign(&ts, secret) {
-                    violations.push(format!("sign {sign} does not match timestamp {ts}"));
-                }
-            }
-            _ => violations.push(format!("timestamp or sign missing: {raw_query}")),
-        },
-        None => {
-            if get("sign").is_some() || get("timestamp").is_some() {
-                violations.push("signed without a secret".into());
-            }
-        }
-    }
-    // DingTalk: "message too long, exceed 20000 bytes" (errcode 460101).
-    if body.len() > MAX_BODY_BYTES {
-        violations.push(format!("body of {} bytes", body.len()));
-    }
-    let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    if parsed["msgtype"] != "markdown" {
-        violations.push(format!("msgtype {}", parsed["msgtype"]));
-    }
-    match parsed["markdown"]["title"].as_str() {
-        Some(t) if !t.is_empty() && !t.contains('\n') => {}
-        other => violations.push(format!("markdown.title {other:?}")),
-    }
-    if parsed["markdown"]["text"].as_str().is_none() {
-        violations.push("markdown.text missing".into());
-    }
-    {
-        let mut r = recorded.lock().unwrap();
-        r.violations.extend(violations);
-        r.bodies.push(parsed);
-        r.raw_queries.push(raw_query);
-    }
-    let reply = match config.reply {
-        Reply::Ok => json!({"errcode": 0, "errmsg": "ok"}),
-        Reply::SignMismatch => json!({
-            "errcode": 310000,
-            "errmsg": "sign not match, more: [https://ding-doc.dingtalk.com/doc#/serverapi2/qf2nxq]"
-        }),
-        // The code is DingTalk's "missing parameter"; this errmsg text is not a captured one.
-        Reply::MissingParameter => json!({"errcode": 400402, "errmsg": "missing parameter"}),
-        Reply::TooFast => {
-            json!({"errcode": 130101, "errmsg": "send too fast, exceed 20 times per minute"})
-        }
-        Reply::BadGateway => {
-            return (
-                StatusCode::BAD_GATEWAY,
-                "<html><body>502 Bad Gateway</body></html>",
-            )
-                .into_response()
-        }
-        Reply::Hang => {
-            tokio::time::sleep(Duration::from_secs(10)).await;
-            json!({"errcode": 0, "errmsg": "ok"})
-        }
-    };
-    (StatusCode::OK, axum::Json(reply)).into_response()
+fn texts(robot: &FakeDingtalk) -> Vec<String> {
+    robot
+        .requests()
+        .iter()
+        .map(|b| b["markdown"]["text"].as_str().unwrap().to_string())
+        .collect()
 }
 
 struct FixedClock(AtomicI64);
@@ -239,14 +94,17 @@ async fn send_to(
     outcome
 }
 
-async fn send(robot: &FakeRobot, message: &Message) -> Outcome {
-    send_to(
+async fn send(robot: &FakeDingtalk, message: &Message) -> Outcome {
+    let outcome = send_to(
         &channel(Duration::from_secs(5)),
-        &robot.webhook(),
+        &robot.webhook_url(),
         Some(SECRET),
         message,
     )
-    .await
+    .await;
+    // A scripted refusal only tests the channel if DingTalk would have accepted the request.
+    assert_eq!(robot.violations(), Vec::<String>::new());
+    outcome
 }
 
 #[test]
@@ -274,19 +132,20 @@ fn sign_matches_the_reference_vector() {
 
 #[tokio::test]
 async fn the_channel_signs_with_its_clock_and_encodes_once() {
-    let robot = FakeRobot::start(Reply::Ok, Some("SECtest0002abcdef")).await;
+    let robot = start_robot(RobotReply::Ok, Some("SECtest0002abcdef")).await;
+    robot.pin_clock(1_700_000_000_000);
     let ch = channel(Duration::from_secs(5))
         .with_clock(Arc::new(FixedClock(AtomicI64::new(1_700_000_000_000))));
     let outcome = send_to(
         &ch,
-        &robot.webhook(),
+        &robot.webhook_url(),
         Some("SECtest0002abcdef"),
         &message("T", "b"),
     )
     .await;
     assert!(outcome.is_delivered(), "{outcome:?}");
     assert_eq!(
-        robot.recorded().raw_queries,
+        raw_queries(&robot),
         vec![format!(
             "access_token={ACCESS_TOKEN}&timestamp=1700000000000\
              &sign=bnaE5c%2BeN6pyvegK3vFiITh%2FR62HdwWXiAagCzLi8hk%3D"
@@ -296,7 +155,7 @@ async fn the_channel_signs_with_its_clock_and_encodes_once() {
 
 #[tokio::test]
 async fn sends_a_signed_markdown_message_with_the_system_clock() {
-    let robot = FakeRobot::start(Reply::Ok, Some(SECRET)).await;
+    let robot = start_robot(RobotReply::Ok, Some(SECRET)).await;
     let m = Message {
         link: Some("https://example.com/report?id=7&x=(y)".into()),
         link_label: Some("View report".into()),
@@ -305,9 +164,8 @@ async fn sends_a_signed_markdown_message_with_the_system_clock() {
     };
     let outcome = send(&robot, &m).await;
     assert_eq!(outcome, Outcome::delivered(None));
-    let recorded = robot.recorded();
     assert_eq!(
-        recorded.bodies,
+        robot.requests(),
         vec![json!({
             "msgtype": "markdown",
             "markdown": {
@@ -320,7 +178,7 @@ async fn sends_a_signed_markdown_message_with_the_system_clock() {
         })]
     );
     // The signature is fresh: DingTalk refuses timestamps more than an hour off.
-    let query = &recorded.raw_queries[0];
+    let query = raw_queries(&robot).remove(0);
     let ts: i64 = url::form_urlencoded::parse(query.as_bytes())
         .find(|(k, _)| k == "timestamp")
         .unwrap()
@@ -336,7 +194,7 @@ async fn sends_a_signed_markdown_message_with_the_system_clock() {
 
 #[tokio::test]
 async fn hostile_text_stays_literal() {
-    let robot = FakeRobot::start(Reply::Ok, Some(SECRET)).await;
+    let robot = start_robot(RobotReply::Ok, Some(SECRET)).await;
     let hostile = "<script>alert(1)</script> [x](http://evil)";
     let m = Message {
         link: Some("https://example.com/".into()),
@@ -347,25 +205,25 @@ async fn hostile_text_stays_literal() {
     // With '[', ']' and '<' escaped, no link or image can form around '(' ')' '!'.
     let escaped = r"&lt;script&gt;alert(1)&lt;/script&gt; \[x\](http://evil)";
     assert_eq!(
-        robot.texts(),
+        texts(&robot),
         vec![format!(
             "#### {escaped}\n\n{escaped}\n\n[!\\[img\\](http://evil/i.png)](https://example.com/)"
         )]
     );
     // The notification title is plain text, not Markdown.
-    assert_eq!(robot.recorded().bodies[0]["markdown"]["title"], hostile);
+    assert_eq!(robot.requests()[0]["markdown"]["title"], hostile);
 }
 
 #[tokio::test]
 async fn a_title_on_several_lines_and_markdown_in_the_body() {
-    let robot = FakeRobot::start(Reply::Ok, Some(SECRET)).await;
+    let robot = start_robot(RobotReply::Ok, Some(SECRET)).await;
     let m = message(
         "Line one\nline two",
         "# not a heading\n- not a list\n1. not a list\n**not bold** _nor this_ `nor code`",
     );
     assert!(send(&robot, &m).await.is_delivered());
     assert_eq!(
-        robot.texts(),
+        texts(&robot),
         vec![
             "#### Line one line two\n\n\
               \\# not a heading  \n\\- not a list  \n1\\. not a list  \n\
@@ -373,43 +231,43 @@ async fn a_title_on_several_lines_and_markdown_in_the_body() {
         ]
     );
     assert_eq!(
-        robot.recorded().bodies[0]["markdown"]["title"],
+        robot.requests()[0]["markdown"]["title"],
         "Line one line two"
     );
 }
 
 #[tokio::test]
 async fn links_that_are_not_http_are_left_out() {
-    let robot = FakeRobot::start(Reply::Ok, Some(SECRET)).await;
+    let robot = start_robot(RobotReply::Ok, Some(SECRET)).await;
     let m = Message {
         link: Some("javascript:alert(1)".into()),
         cover_url: Some("file:///etc/passwd".into()),
         ..message("T", "b")
     };
     assert!(send(&robot, &m).await.is_delivered());
-    assert_eq!(robot.texts(), vec!["#### T\n\nb"]);
+    assert_eq!(texts(&robot), vec!["#### T\n\nb"]);
 }
 
 #[tokio::test]
 async fn without_a_secret_the_url_is_not_signed() {
-    let robot = FakeRobot::start(Reply::Ok, None).await;
+    let robot = start_robot(RobotReply::Ok, None).await;
     let outcome = send_to(
         &channel(Duration::from_secs(5)),
-        &robot.webhook(),
+        &robot.webhook_url(),
         None,
         &message("T", "b"),
     )
     .await;
     assert!(outcome.is_delivered());
     assert_eq!(
-        robot.recorded().raw_queries,
+        raw_queries(&robot),
         vec![format!("access_token={ACCESS_TOKEN}")]
     );
 }
 
 #[tokio::test]
 async fn sign_mismatch_is_permanent_with_its_code() {
-    let robot = FakeRobot::start(Reply::SignMismatch, Some(SECRET)).await;
+    let robot = start_robot(RobotReply::sign_mismatch(), Some(SECRET)).await;
     let outcome = send(&robot, &message("T", "b")).await;
     assert!(matches!(outcome, Outcome::Permanent { .. }), "{outcome:?}");
     assert_eq!(outcome.code(), Some("310000"));
@@ -421,7 +279,15 @@ async fn sign_mismatch_is_permanent_with_its_code() {
 
 #[tokio::test]
 async fn missing_parameter_is_permanent_with_its_code() {
-    let robot = FakeRobot::start(Reply::MissingParameter, Some(SECRET)).await;
+    // The code is DingTalk's "missing parameter"; this errmsg text is not a captured one.
+    let robot = start_robot(
+        RobotReply::Error {
+            errcode: 400402,
+            errmsg: "missing parameter".into(),
+        },
+        Some(SECRET),
+    )
+    .await;
     let outcome = send(&robot, &message("T", "b")).await;
     assert_eq!(
         outcome,
@@ -434,7 +300,7 @@ async fn missing_parameter_is_permanent_with_its_code() {
 
 #[tokio::test]
 async fn too_fast_is_retryable_after_the_throttle_window() {
-    let robot = FakeRobot::start(Reply::TooFast, Some(SECRET)).await;
+    let robot = start_robot(RobotReply::too_fast(), Some(SECRET)).await;
     let outcome = send(&robot, &message("T", "b")).await;
     assert_eq!(
         outcome,
@@ -449,7 +315,7 @@ async fn too_fast_is_retryable_after_the_throttle_window() {
 
 #[tokio::test]
 async fn a_proxy_error_page_is_retryable() {
-    let robot = FakeRobot::start(Reply::BadGateway, Some(SECRET)).await;
+    let robot = start_robot(RobotReply::bad_gateway(), Some(SECRET)).await;
     let outcome = send(&robot, &message("T", "b")).await;
     assert!(matches!(outcome, Outcome::Retryable { .. }), "{outcome:?}");
     assert_eq!(outcome.code(), Some("502"));
@@ -472,10 +338,10 @@ async fn network_failures_are_retryable_and_never_show_the_url() {
     assert!(matches!(outcome, Outcome::Retryable { .. }), "{outcome:?}");
     assert!(!outcome.message().unwrap().contains("robot/send"));
 
-    let robot = FakeRobot::start(Reply::Hang, Some(SECRET)).await;
+    let robot = start_robot(RobotReply::Hang, Some(SECRET)).await;
     let outcome = send_to(
         &channel(Duration::from_millis(300)),
-        &robot.webhook(),
+        &robot.webhook_url(),
         Some(SECRET),
         &message("T", "b"),
     )
@@ -549,7 +415,7 @@ fn assert_same_text(actual: &str, expected: &str) {
 
 #[tokio::test]
 async fn preview_equals_what_is_sent() {
-    let robot = FakeRobot::start(Reply::Ok, Some(SECRET)).await;
+    let robot = start_robot(RobotReply::Ok, Some(SECRET)).await;
     let ch = channel(Duration::from_secs(5));
     let messages = [
         Message {
@@ -562,13 +428,13 @@ async fn preview_equals_what_is_sent() {
         message("", "no title"),
     ];
     for m in &messages {
-        assert!(send_to(&ch, &robot.webhook(), Some(SECRET), m)
+        assert!(send_to(&ch, &robot.webhook_url(), Some(SECRET), m)
             .await
             .is_delivered());
-        let sent = robot.recorded().bodies.last().unwrap().clone();
+        let sent = robot.requests().last().unwrap().clone();
         // DingTalk signs in the URL: the body is compared whole.
         assert!(
-            sent == preview_of(&ch, &robot.webhook(), m).parts[0].body,
+            sent == preview_of(&ch, &robot.webhook_url(), m).parts[0].body,
             "{m:?}"
         );
     }
@@ -586,11 +452,11 @@ async fn preview_equals_what_is_sent() {
 async fn a_body_of_exactly_20000_bytes_is_sent_whole() {
     // "通" 3 bytes + "😀" 4 bytes = 7; 7 × 2847 + 4 (one more "😀") = 19,933. Neither needs
     // escaping in Markdown or JSON.
-    let robot = FakeRobot::start(Reply::Ok, Some(SECRET)).await;
+    let robot = start_robot(RobotReply::Ok, Some(SECRET)).await;
     let body = format!("{}😀", "通😀".repeat(2847));
     assert!(send(&robot, &message("T", &body)).await.is_delivered());
-    let recorded = robot.recorded();
-    let sent = &recorded.bodies[0];
+    let received = robot.requests();
+    let sent = &received[0];
     assert_same_text(
         sent["markdown"]["text"].as_str().unwrap(),
         &format!("#### T\n\n{body}"),
@@ -602,18 +468,18 @@ async fn a_body_of_exactly_20000_bytes_is_sent_whole() {
 async fn one_byte_more_is_cut_on_a_character_with_an_ellipsis() {
     // 19,934 bytes do not fit. With "…" (3 bytes) B may keep 19,930: the 2847 pairs (19,929);
     // the "😀" after them would make 19,933. B is 19,929 + 3 = 19,932 bytes, the body 19,999.
-    let robot = FakeRobot::start(Reply::Ok, Some(SECRET)).await;
+    let robot = start_robot(RobotReply::Ok, Some(SECRET)).await;
     let ch = channel(Duration::from_secs(5));
     let m = message("T", &format!("{}😀a", "通😀".repeat(2847)));
-    assert!(send_to(&ch, &robot.webhook(), Some(SECRET), &m)
+    assert!(send_to(&ch, &robot.webhook_url(), Some(SECRET), &m)
         .await
         .is_delivered());
-    let recorded = robot.recorded();
-    let sent = &recorded.bodies[0];
+    let received = robot.requests();
+    let sent = &received[0];
     let expected = format!("#### T\n\n{}…", "通😀".repeat(2847));
     assert_same_text(sent["markdown"]["text"].as_str().unwrap(), &expected);
     assert_eq!(serde_json::to_vec(sent).unwrap().len(), 19_999);
-    let preview = preview_of(&ch, &robot.webhook(), &m);
+    let preview = preview_of(&ch, &robot.webhook_url(), &m);
     assert!(preview.parts[0].body == *sent);
     assert_eq!(
         preview.notes,
@@ -625,11 +491,11 @@ async fn one_byte_more_is_cut_on_a_character_with_an_ellipsis() {
 async fn a_title_too_long_for_the_body_is_cut_in_both_places() {
     // A 10,000-character CJK title is 30,000 bytes, twice (markdown.title and the heading): the
     // body is dropped first, then the title is cut with "…".
-    let robot = FakeRobot::start(Reply::Ok, Some(SECRET)).await;
+    let robot = start_robot(RobotReply::Ok, Some(SECRET)).await;
     let title = "通".repeat(10_000);
     assert!(send(&robot, &message(&title, "body")).await.is_delivered());
-    let recorded = robot.recorded();
-    let sent = &recorded.bodies[0];
+    let received = robot.requests();
+    let sent = &received[0];
     let size = serde_json::to_vec(sent).unwrap().len();
     assert!(
         (MAX_BODY_BYTES - 6..=MAX_BODY_BYTES).contains(&size),

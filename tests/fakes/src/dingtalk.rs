@@ -2,11 +2,11 @@
 //!
 //! Checks the access token, the signature when the robot has a signing secret (recomputed here:
 //! base64(HMAC-SHA256(key = secret, message = `"{timestamp}\n{secret}"`)), timestamp in
-//! milliseconds within an hour of now, `sign` URL-encoded once in the query) and the body's shape,
-//! and answers like DingTalk: HTTP 200 with `{"errcode":0,"errmsg":"ok"}`, or HTTP 200 with the
-//! error code (300001 unknown token, 310000 refused by the security settings, or whatever is
-//! scripted).
-use std::collections::{HashMap, VecDeque};
+//! milliseconds within an hour of now, `sign` URL-encoded once in the query), the body's shape and
+//! its 20,000-byte limit, and answers like DingTalk: HTTP 200 with `{"errcode":0,"errmsg":"ok"}`,
+//! or HTTP 200 with the error code (300001 unknown token, 310000 refused by the security settings,
+//! 460101 message too long, or whatever is scripted).
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
@@ -25,6 +25,12 @@ use sha2::Sha256;
 const SIGN_MISMATCH: &str =
     "sign not match, more: [https://ding-doc.dingtalk.com/doc#/serverapi2/qf2nxq]";
 
+/// DingTalk refuses a request body larger than this.
+const MAX_BODY_BYTES: usize = 20_000;
+
+/// DingTalk refuses a timestamp further than this from its clock.
+const TIMESTAMP_WINDOW_MILLIS: i64 = 3_600_000;
+
 /// What the robot answers, in order; when the script is empty it answers success.
 #[derive(Debug, Clone)]
 pub enum RobotReply {
@@ -39,6 +45,8 @@ pub enum RobotReply {
         status: u16,
         body: String,
     },
+    /// Never answers, so the sender's timeout is what ends the request.
+    Hang,
 }
 
 impl RobotReply {
@@ -57,6 +65,14 @@ impl RobotReply {
             errmsg: "send too fast, exceed 20 times per minute".into(),
         }
     }
+
+    /// What a proxy in front of DingTalk answers when DingTalk is down: not JSON.
+    pub fn bad_gateway() -> RobotReply {
+        RobotReply::Raw {
+            status: 502,
+            body: "<html><body>502 Bad Gateway</body></html>".into(),
+        }
+    }
 }
 
 /// One request received.
@@ -72,6 +88,8 @@ struct Inner {
     requests: Vec<RobotRequest>,
     violations: Vec<String>,
     script: VecDeque<RobotReply>,
+    pinned_now_millis: Option<i64>,
+    expected_msgtype: Option<String>,
 }
 
 #[derive(Clone)]
@@ -125,6 +143,18 @@ impl FakeDingtalk {
         self.inner.lock().unwrap().script.extend(replies);
     }
 
+    /// Sets the fake's clock, for a sender whose clock is pinned: the timestamp window is
+    /// checked against it.
+    pub fn pin_clock(&self, now_millis: i64) {
+        self.inner.lock().unwrap().pinned_now_millis = Some(now_millis);
+    }
+
+    /// DingTalk accepts several message types; a sender that should only ever use one says
+    /// which, and any other is a violation.
+    pub fn expect_msgtype(&self, msgtype: &str) {
+        self.inner.lock().unwrap().expected_msgtype = Some(msgtype.to_string());
+    }
+
     /// Requests received, after asserting there was no protocol violation.
     pub fn received(&self) -> Vec<RobotRequest> {
         let inner = self.inner.lock().unwrap();
@@ -149,7 +179,7 @@ fn expected_sign(timestamp: &str, secret: &str) -> String {
     STANDARD.encode(mac.finalize().into_bytes())
 }
 
-fn robot_error(errcode: i64, errmsg: &str) -> Response {
+fn errcode_reply(errcode: i64, errmsg: &str) -> Response {
     (
         StatusCode::OK,
         axum::Json(json!({"errcode": errcode, "errmsg": errmsg})),
@@ -157,7 +187,7 @@ fn robot_error(errcode: i64, errmsg: &str) -> Response {
         .into_response()
 }
 
-fn check_body(body: &Value, violations: &mut Vec<String>) {
+fn check_body(body: &Value, expected_msgtype: Option<&str>, violations: &mut Vec<String>) {
     let one_line = |v: &Value| {
         v.as_str()
             .is_some_and(|t| !t.is_empty() && !t.contains('\n'))
@@ -180,20 +210,43 @@ fn check_body(body: &Value, violations: &mut Vec<String>) {
     if !ok {
         violations.push(format!("malformed body {body}"));
     }
+    if let Some(expected) = expected_msgtype {
+        if body["msgtype"] != expected {
+            violations.push(format!("msgtype {} instead of {expected}", body["msgtype"]));
+        }
+    }
 }
 
 async fn handle(
     State(fake): State<FakeDingtalk>,
     uri: Uri,
-    Query(query): Query<HashMap<String, String>>,
+    Query(pairs): Query<Vec<(String, String)>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let raw_query = uri.query().unwrap_or("").to_string();
-    if query.get("access_token") != Some(&fake.access_token) {
-        return robot_error(300001, "token is not exist");
-    }
+    let (now_millis, expected_msgtype) = {
+        let inner = fake.inner.lock().unwrap();
+        (
+            inner
+                .pinned_now_millis
+                .unwrap_or_else(|| chrono::Utc::now().timestamp_millis()),
+            inner.expected_msgtype.clone(),
+        )
+    };
     let mut violations = Vec::new();
+    // `Query` decodes each value once (and '+' as a space), so a sign that was not URL-encoded,
+    // or was encoded twice, does not match.
+    let get = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v);
+    for (i, (name, _)) in pairs.iter().enumerate() {
+        if pairs[..i].iter().any(|(k, _)| k == name) {
+            violations.push(format!("{name} appears twice: {raw_query}"));
+        }
+    }
+    let token_ok = get("access_token") == Some(&fake.access_token);
+    if !token_ok {
+        violations.push(format!("unknown access_token: {raw_query}"));
+    }
     if !headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -204,13 +257,11 @@ async fn handle(
     }
     let mut signature_ok = true;
     match &fake.secret {
-        // `Query` decodes the value once (and '+' as a space), so a sign that was not
-        // URL-encoded, or was encoded twice, does not match.
-        Some(secret) => match (query.get("timestamp"), query.get("sign")) {
+        Some(secret) => match (get("timestamp"), get("sign")) {
             (Some(ts), Some(sign)) => {
                 let fresh = ts
                     .parse::<i64>()
-                    .is_ok_and(|t| (chrono::Utc::now().timestamp_millis() - t).abs() <= 3_600_000);
+                    .is_ok_and(|t| (now_millis - t).abs() <= TIMESTAMP_WINDOW_MILLIS);
                 if !fresh {
                     violations.push(format!("timestamp {ts} is not milliseconds within an hour"));
                     signature_ok = false;
@@ -226,16 +277,23 @@ async fn handle(
             }
         },
         None => {
-            if query.contains_key("sign") || query.contains_key("timestamp") {
+            if get("sign").is_some() || get("timestamp").is_some() {
                 violations.push("signed, but the robot has no signing secret".into());
             }
         }
+    }
+    let too_long = body.len() > MAX_BODY_BYTES;
+    if too_long {
+        violations.push(format!(
+            "body of {} bytes, over {MAX_BODY_BYTES}",
+            body.len()
+        ));
     }
     let parsed: Value = serde_json::from_slice(&body).unwrap_or_else(|e| {
         violations.push(format!("body is not JSON: {e}"));
         Value::Null
     });
-    check_body(&parsed, &mut violations);
+    check_body(&parsed, expected_msgtype.as_deref(), &mut violations);
     let reply = {
         let mut inner = fake.inner.lock().unwrap();
         inner.violations.extend(violations);
@@ -243,20 +301,31 @@ async fn handle(
             raw_query,
             body: parsed,
         });
-        if !signature_ok {
-            None
+        // DingTalk checks the token, then the security settings, then the message.
+        if !token_ok {
+            RobotReply::Error {
+                errcode: 300001,
+                errmsg: "token is not exist".into(),
+            }
+        } else if !signature_ok {
+            RobotReply::sign_mismatch()
+        } else if too_long {
+            RobotReply::Error {
+                errcode: 460101,
+                errmsg: format!("message too long, exceed {MAX_BODY_BYTES} bytes"),
+            }
         } else {
-            Some(inner.script.pop_front().unwrap_or(RobotReply::Ok))
+            inner.script.pop_front().unwrap_or(RobotReply::Ok)
         }
     };
     match reply {
-        None => robot_error(310000, SIGN_MISMATCH),
-        Some(RobotReply::Ok) => robot_error(0, "ok"),
-        Some(RobotReply::Error { errcode, errmsg }) => robot_error(errcode, &errmsg),
-        Some(RobotReply::Raw { status, body }) => (
+        RobotReply::Ok => errcode_reply(0, "ok"),
+        RobotReply::Error { errcode, errmsg } => errcode_reply(errcode, &errmsg),
+        RobotReply::Raw { status, body } => (
             StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             body,
         )
             .into_response(),
+        RobotReply::Hang => std::future::pending().await,
     }
 }
