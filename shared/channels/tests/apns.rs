@@ -1,41 +1,26 @@
-//! ApnsChannel against a local HTTP/2 (h2c) server that plays APNs.
+//! ApnsChannel against `notify_fakes::apns`, a local HTTP/2 (h2c) server that plays APNs.
 //!
 //! The fake accepts only HTTP/2, checks the method, path and headers, verifies every provider
-//! token's ES256 signature with the public half of a P-256 key made for these tests (openssl,
+//! token's ES256 signature with the public half of a P-256 key made for tests (openssl,
 //! test-only), checks `kid`, `iss` and the token's age against the simulated clock, and checks
-//! the payload's size and shape. Expected values are written out by hand.
+//! the payload's size and shape. [`received`] adds what this channel always sends. Expected values
+//! are written out by hand.
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode, Version};
-use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::Router;
-use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
 use notify_channels::apns::{
     normalise_p8, validate_private_key, ApnsChannel, MAX_PAYLOAD_BYTES, TOKEN_REUSE_SECS,
 };
 use notify_channels::sign::Clock;
 use notify_channels::{Channel, Endpoints, Outcome, Preview, PreviewKind, SendRequest};
 use notify_domain::{ChannelKind, Message, SecretBundle, SecretValue};
+use notify_fakes::apns::{ApnsReply, ApnsRequest, FakeApns, TEST_PRIVATE_KEY_P8};
 use serde_json::{json, Map, Value};
 
-/// A P-256 key generated with openssl for these tests only (PKCS #8, as Apple's .p8 files are).
-const PRIVATE_KEY: &str = "-----BEGIN PRIVATE KEY-----
-MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgsnXy+XSv4W6Utz5O
-KnRks0xYujQnF2hZa78PyhtqAA2hRANCAATC37eRiFr6D/i4FEHkSGLcob38U+Fj
-J1xjH6ZD3JVx9UvYmBcdr2LTXa3wfMC/ulKxo1/HP8UeiM1s/fe3dGkL
------END PRIVATE KEY-----
-";
-const PUBLIC_KEY: &str = "-----BEGIN PUBLIC KEY-----
-MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEwt+3kYha+g/4uBRB5Ehi3KG9/FPh
-YydcYx+mQ9yVcfVL2JgXHa9i012t8HzAv7pSsaNfxz/FHojNbP33t3RpCw==
------END PUBLIC KEY-----
-";
+/// The key whose public half the fake verifies tokens with.
+const PRIVATE_KEY: &str = TEST_PRIVATE_KEY_P8;
 /// A P-384 key: valid PKCS #8, but not usable for ES256.
 const P384_KEY: &str = "-----BEGIN PRIVATE KEY-----
 MIG2AgEAMBAGByqGSM49AgEGBSuBBAAiBIGeMIGbAgEBBDCauAci4N4SgZ7SPQjL
@@ -49,205 +34,38 @@ const TEAM_ID: &str = "ABCDE12345";
 const KEY_ID: &str = "KEY9876543";
 const TOPIC: &str = "com.example.notify";
 const DEVICE: &str = "5f1c8a9e3b7d2c4a6e8f0b1d3c5a7e9f2b4d6c8a0e1f3b5d7c9a2e4f6b8d0c1a";
-/// The apns-id the fake answers with (APNs echoes the request's or makes one).
+/// The apns-id the fake answers with instead of echoing the request's, so the test can see
+/// which one the channel reports.
 const ANSWER_ID: &str = "9d3e5a7c-1b2f-4c6d-8e0a-2f4b6d8c0e1a";
 
-#[derive(Clone, Copy)]
-enum Reply {
-    Ok,
-    Unregistered,
-    BadDeviceToken,
-    /// ExpiredProviderToken for the first token seen, then 200.
-    ExpiredOnce,
-    InvalidProviderToken,
-    TooManyRequests,
+/// A fake APNs for this app on `clock`, answering `replies` in order, then 200.
+async fn start_fake(
+    clock: &Arc<SimClock>,
+    replies: impl IntoIterator<Item = ApnsReply>,
+) -> FakeApns {
+    let fake = FakeApns::start(TEAM_ID, KEY_ID, TOPIC).await;
+    let fake_clock = clock.clone();
+    fake.set_clock(move || fake_clock.now_secs());
+    fake.answer_apns_id(ANSWER_ID);
+    fake.script(replies);
+    fake
 }
 
-#[derive(Clone, Debug)]
-struct Seen {
-    jwt: String,
-    iat: i64,
-    /// Simulated time when the request arrived.
-    at: i64,
-    payload: Value,
-    /// The payload's bytes as they arrived.
-    raw: Vec<u8>,
-}
-
-#[derive(Default)]
-struct Recorded {
-    seen: Vec<Seen>,
-    violations: Vec<String>,
-}
-
-#[derive(Clone)]
-struct FakeState {
-    reply: Reply,
-    clock: Arc<SimClock>,
-    recorded: Arc<Mutex<Recorded>>,
-    requests: Arc<AtomicUsize>,
-}
-
-struct FakeApns {
-    base: String,
-    recorded: Arc<Mutex<Recorded>>,
-}
-
-impl FakeApns {
-    async fn start(reply: Reply, clock: Arc<SimClock>) -> FakeApns {
-        let recorded = Arc::new(Mutex::new(Recorded::default()));
-        let state = FakeState {
-            reply,
-            clock,
-            recorded: recorded.clone(),
-            requests: Arc::new(AtomicUsize::new(0)),
-        };
-        let app = Router::new()
-            .route("/3/device/{token}", post(handle))
-            .with_state(state);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            // axum::serve detects the HTTP/2 preface (h2c with prior knowledge); the handler
-            // refuses anything that is not HTTP/2.
-            axum::serve(listener, app).await.unwrap();
-        });
-        FakeApns {
-            base: format!("http://{addr}"),
-            recorded,
-        }
-    }
-
-    fn seen(&self) -> Vec<Seen> {
-        let recorded = self.recorded.lock().unwrap();
+/// The requests `fake` received, checked also for what this channel always sends (the fake
+/// checks only what APNs requires).
+fn received(fake: &FakeApns) -> Vec<ApnsRequest> {
+    let requests = fake.requests();
+    for r in &requests {
+        assert_eq!(r.device_token, DEVICE);
+        assert_eq!((r.push_type.as_str(), r.priority.as_str()), ("alert", "10"));
+        assert!(r.apns_id.is_some(), "no apns-id");
         assert!(
-            recorded.violations.is_empty(),
-            "protocol violations: {:?}",
-            &recorded.violations[..recorded.violations.len().min(5)]
+            r.payload["aps"]["alert"]["body"].is_string() && r.payload["aps"]["sound"] == "default",
+            "payload shape {}",
+            r.payload
         );
-        recorded.seen.clone()
     }
-}
-
-async fn handle(
-    State(state): State<FakeState>,
-    method: Method,
-    version: Version,
-    Path(token): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let now = state.clock.now_secs();
-    let mut violations = Vec::new();
-    if version != Version::HTTP_2 {
-        violations.push(format!("{version:?} instead of HTTP/2"));
-    }
-    if method != Method::POST {
-        violations.push(format!("method {method}"));
-    }
-    if token != DEVICE {
-        violations.push(format!("device token {token}"));
-    }
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string()
-    };
-    for (name, expected) in [
-        ("apns-topic", TOPIC),
-        ("apns-push-type", "alert"),
-        ("apns-priority", "10"),
-    ] {
-        if header(name) != expected {
-            violations.push(format!("{name}: {:?}", header(name)));
-        }
-    }
-    if uuid::Uuid::parse_str(&header("apns-id")).is_err() {
-        violations.push(format!("apns-id {:?}", header("apns-id")));
-    }
-    let authorization = header("authorization");
-    let jwt = authorization
-        .strip_prefix("bearer ")
-        .unwrap_or_default()
-        .to_string();
-    let mut iat = i64::MIN;
-    match decode_header(&jwt) {
-        Ok(h) => {
-            if h.alg != Algorithm::ES256 || h.kid.as_deref() != Some(KEY_ID) {
-                violations.push(format!("JWT header {h:?}"));
-            }
-        }
-        Err(e) => violations.push(format!("JWT header unreadable: {e}")),
-    }
-    let mut validation = Validation::new(Algorithm::ES256);
-    validation.required_spec_claims.clear();
-    validation.validate_exp = false;
-    match decode::<Value>(
-        &jwt,
-        &DecodingKey::from_ec_pem(PUBLIC_KEY.as_bytes()).unwrap(),
-        &validation,
-    ) {
-        Ok(data) => {
-            let claims = data.claims;
-            if claims.as_object().map(|o| o.len()) != Some(2) || claims["iss"] != TEAM_ID {
-                violations.push(format!("claims {claims}"));
-            }
-            iat = claims["iat"].as_i64().unwrap_or(i64::MIN);
-            // Apple refuses tokens older than an hour.
-            if !(0..3600).contains(&(now - iat)) {
-                violations.push(format!("token issued at {iat}, now {now}"));
-            }
-        }
-        Err(e) => violations.push(format!("JWT signature does not verify: {e}")),
-    }
-    if body.len() > MAX_PAYLOAD_BYTES {
-        violations.push(format!("payload of {} bytes", body.len()));
-    }
-    let payload: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    if !payload["aps"]["alert"]["body"].is_string() || payload["aps"]["sound"] != "default" {
-        violations.push(format!("payload shape {payload}"));
-    }
-    let first_jwt = {
-        let mut r = state.recorded.lock().unwrap();
-        r.violations.extend(violations);
-        r.seen.push(Seen {
-            jwt: jwt.clone(),
-            iat,
-            at: now,
-            payload,
-            raw: body.to_vec(),
-        });
-        r.seen[0].jwt.clone()
-    };
-    state.requests.fetch_add(1, Ordering::SeqCst);
-    let (status, reason) = match state.reply {
-        Reply::Ok => (StatusCode::OK, None),
-        Reply::Unregistered => (StatusCode::GONE, Some("Unregistered")),
-        Reply::BadDeviceToken => (StatusCode::BAD_REQUEST, Some("BadDeviceToken")),
-        Reply::ExpiredOnce if jwt == first_jwt => {
-            (StatusCode::FORBIDDEN, Some("ExpiredProviderToken"))
-        }
-        Reply::ExpiredOnce => (StatusCode::OK, None),
-        Reply::InvalidProviderToken => (StatusCode::FORBIDDEN, Some("InvalidProviderToken")),
-        Reply::TooManyRequests => (StatusCode::TOO_MANY_REQUESTS, Some("TooManyRequests")),
-    };
-    match reason {
-        None => (status, [("apns-id", ANSWER_ID)]).into_response(),
-        Some("Unregistered") => (
-            status,
-            [("apns-id", ANSWER_ID)],
-            axum::Json(json!({"reason": "Unregistered", "timestamp": 1_700_000_000_000i64})),
-        )
-            .into_response(),
-        Some(reason) => (
-            status,
-            [("apns-id", ANSWER_ID)],
-            axum::Json(json!({"reason": reason})),
-        )
-            .into_response(),
-    }
+    requests
 }
 
 /// One simulated clock, shared by the fake and any number of channels.
@@ -278,7 +96,7 @@ fn endpoints(production: &str, sandbox: &str) -> Endpoints {
 }
 
 fn container(fake: &FakeApns, clock: &Arc<SimClock>) -> ApnsChannel {
-    ApnsChannel::production(&endpoints(&fake.base, "http://127.0.0.1:9"))
+    ApnsChannel::production(&endpoints(&fake.base_url, "http://127.0.0.1:9"))
         .unwrap()
         .with_clock(clock.clone())
 }
@@ -324,14 +142,14 @@ async fn send(ch: &ApnsChannel, message: &Message) -> Outcome {
 #[tokio::test]
 async fn delivers_over_http2_with_the_answered_apns_id_and_exact_payload() {
     let clock = SimClock::at_secs(1_800_000_000);
-    let fake = FakeApns::start(Reply::Ok, clock.clone()).await;
+    let fake = start_fake(&clock, []).await;
     let m = Message {
         link: Some("https://example.com/x?a=1&b=\"2\"".into()),
         ..message("Deploy \"done\"", "Line 1\nLine 2 \\ é 😀")
     };
     let outcome = send(&container(&fake, &clock), &m).await;
     assert_eq!(outcome, Outcome::delivered(Some(ANSWER_ID.into())));
-    let seen = fake.seen();
+    let seen = received(&fake);
     assert_eq!(
         seen[0].payload,
         json!({
@@ -342,13 +160,13 @@ async fn delivers_over_http2_with_the_answered_apns_id_and_exact_payload() {
             "link": "https://example.com/x?a=1&b=\"2\""
         })
     );
-    assert_eq!(seen[0].iat, 1_800_000_000);
+    assert_eq!(seen[0].issued_at, 1_800_000_000);
 }
 
 #[tokio::test]
 async fn a_thousand_sends_over_19_minutes_mint_one_token_per_container() {
     let clock = SimClock::at_secs(1_800_000_000);
-    let fake = FakeApns::start(Reply::Ok, clock.clone()).await;
+    let fake = start_fake(&clock, []).await;
     const CONTAINERS: usize = 4;
     let containers: Vec<ApnsChannel> = (0..CONTAINERS).map(|_| container(&fake, &clock)).collect();
     let m = message("T", "b");
@@ -358,14 +176,14 @@ async fn a_thousand_sends_over_19_minutes_mint_one_token_per_container() {
         assert!(outcome.is_delivered(), "send {i}: {outcome:?}");
         clock.advance_millis(1140);
     }
-    let seen = fake.seen();
+    let seen = received(&fake);
     assert_eq!(seen.len(), 1000);
     let mut per_container: BTreeMap<usize, BTreeSet<String>> = BTreeMap::new();
     for (i, s) in seen.iter().enumerate() {
         per_container
             .entry(i % CONTAINERS)
             .or_default()
-            .insert(s.jwt.clone());
+            .insert(s.provider_token.clone());
     }
     assert!(
         per_container.values().all(|tokens| tokens.len() == 1),
@@ -375,12 +193,11 @@ async fn a_thousand_sends_over_19_minutes_mint_one_token_per_container() {
             .map(BTreeSet::len)
             .collect::<Vec<_>>()
     );
-    let distinct: BTreeSet<&str> = seen.iter().map(|s| s.jwt.as_str()).collect();
-    assert_eq!(distinct.len(), CONTAINERS);
+    assert_eq!(fake.distinct_provider_tokens(), CONTAINERS);
     // Each container minted at its first send and kept that token.
-    let minted: Vec<i64> = seen[..CONTAINERS].iter().map(|s| s.at).collect();
+    let minted: Vec<i64> = seen[..CONTAINERS].iter().map(|s| s.received_at).collect();
     for (i, s) in seen.iter().enumerate() {
-        assert_eq!(s.iat, minted[i % CONTAINERS], "send {i}");
+        assert_eq!(s.issued_at, minted[i % CONTAINERS], "send {i}");
     }
 
     // Up to 40 minutes after minting the tokens are reused; from then on every container
@@ -393,27 +210,24 @@ async fn a_thousand_sends_over_19_minutes_mint_one_token_per_container() {
     for ch in &containers {
         send(ch, &m).await;
     }
-    let seen = fake.seen();
-    let distinct: BTreeSet<&str> = seen.iter().map(|s| s.jwt.as_str()).collect();
-    assert_eq!(distinct.len(), CONTAINERS);
+    assert_eq!(fake.distinct_provider_tokens(), CONTAINERS);
     let renewal = newest + TOKEN_REUSE_SECS;
     clock.0.store(renewal * 1000, Ordering::SeqCst);
     for ch in &containers {
         send(ch, &m).await;
     }
-    let seen = fake.seen();
-    let distinct: BTreeSet<&str> = seen.iter().map(|s| s.jwt.as_str()).collect();
-    assert_eq!(distinct.len(), 2 * CONTAINERS);
+    assert_eq!(fake.distinct_provider_tokens(), 2 * CONTAINERS);
+    let seen = received(&fake);
     let last = &seen[seen.len() - CONTAINERS..];
-    assert!(last.iter().all(|s| s.iat == renewal));
-    assert!(seen.iter().all(|s| s.at - s.iat < 3600));
+    assert!(last.iter().all(|s| s.issued_at == renewal));
+    assert!(seen.iter().all(|s| s.received_at - s.issued_at < 3600));
     assert!((20 * 60..=60 * 60).contains(&TOKEN_REUSE_SECS));
 }
 
 #[tokio::test]
 async fn concurrent_sends_in_one_container_share_one_token() {
     let clock = SimClock::at_secs(1_800_000_000);
-    let fake = FakeApns::start(Reply::Ok, clock.clone()).await;
+    let fake = start_fake(&clock, []).await;
     let ch = Arc::new(container(&fake, &clock));
     let tasks: Vec<_> = (0..50)
         .map(|_| {
@@ -424,16 +238,15 @@ async fn concurrent_sends_in_one_container_share_one_token() {
     for task in tasks {
         assert!(task.await.unwrap().is_delivered());
     }
-    let distinct: BTreeSet<String> = fake.seen().into_iter().map(|s| s.jwt).collect();
-    assert_eq!(distinct.len(), 1);
+    assert_eq!(fake.distinct_provider_tokens(), 1);
 }
 
 #[tokio::test]
 async fn a_sandbox_source_goes_to_the_sandbox_base() {
     let clock = SimClock::at_secs(1_800_000_000);
-    let production = FakeApns::start(Reply::Ok, clock.clone()).await;
-    let sandbox = FakeApns::start(Reply::Ok, clock.clone()).await;
-    let endpoints = endpoints(&production.base, &sandbox.base);
+    let production = start_fake(&clock, []).await;
+    let sandbox = start_fake(&clock, []).await;
+    let endpoints = endpoints(&production.base_url, &sandbox.base_url);
     let sandbox_channel = ApnsChannel::sandbox(&endpoints)
         .unwrap()
         .with_clock(clock.clone());
@@ -441,22 +254,22 @@ async fn a_sandbox_source_goes_to_the_sandbox_base() {
     assert!(send(&sandbox_channel, &message("T", "b"))
         .await
         .is_delivered());
-    assert_eq!(sandbox.seen().len(), 1);
-    assert_eq!(production.seen().len(), 0);
+    assert_eq!(received(&sandbox).len(), 1);
+    assert_eq!(received(&production).len(), 0);
 
     let production_channel = ApnsChannel::production(&endpoints)
         .unwrap()
         .with_clock(clock.clone());
     assert_eq!(production_channel.spec().kind, ChannelKind::Apns);
     send(&production_channel, &message("T", "b")).await;
-    assert_eq!(sandbox.seen().len(), 1);
-    assert_eq!(production.seen().len(), 1);
+    assert_eq!(received(&sandbox).len(), 1);
+    assert_eq!(received(&production).len(), 1);
 }
 
 #[tokio::test]
 async fn unregistered_is_a_dead_target() {
     let clock = SimClock::at_secs(1_800_000_000);
-    let fake = FakeApns::start(Reply::Unregistered, clock.clone()).await;
+    let fake = start_fake(&clock, [ApnsReply::unregistered()]).await;
     let outcome = send(&container(&fake, &clock), &message("T", "b")).await;
     assert!(matches!(outcome, Outcome::DeadTarget { .. }), "{outcome:?}");
     assert_eq!(outcome.code(), Some("Unregistered"));
@@ -465,7 +278,7 @@ async fn unregistered_is_a_dead_target() {
 #[tokio::test]
 async fn bad_device_token_is_permanent() {
     let clock = SimClock::at_secs(1_800_000_000);
-    let fake = FakeApns::start(Reply::BadDeviceToken, clock.clone()).await;
+    let fake = start_fake(&clock, [ApnsReply::bad_device_token()]).await;
     let outcome = send(&container(&fake, &clock), &message("T", "b")).await;
     assert!(matches!(outcome, Outcome::Permanent { .. }), "{outcome:?}");
     assert_eq!(outcome.code(), Some("BadDeviceToken"));
@@ -478,7 +291,7 @@ async fn bad_device_token_is_permanent() {
 #[tokio::test]
 async fn too_many_requests_is_retryable() {
     let clock = SimClock::at_secs(1_800_000_000);
-    let fake = FakeApns::start(Reply::TooManyRequests, clock.clone()).await;
+    let fake = start_fake(&clock, [ApnsReply::too_many_requests()]).await;
     let outcome = send(&container(&fake, &clock), &message("T", "b")).await;
     assert!(matches!(outcome, Outcome::Retryable { .. }), "{outcome:?}");
     assert_eq!(outcome.code(), Some("TooManyRequests"));
@@ -487,42 +300,49 @@ async fn too_many_requests_is_retryable() {
 #[tokio::test]
 async fn an_expired_provider_token_is_replaced_once() {
     let clock = SimClock::at_secs(1_800_000_000);
-    let fake = FakeApns::start(Reply::ExpiredOnce, clock.clone()).await;
+    let fake = start_fake(&clock, [ApnsReply::expired_provider_token()]).await;
     let ch = container(&fake, &clock);
     let outcome = send(&ch, &message("T", "b")).await;
     assert!(outcome.is_delivered(), "{outcome:?}");
-    let seen = fake.seen();
+    let seen = received(&fake);
     assert_eq!(seen.len(), 2);
-    assert_ne!(seen[0].jwt, seen[1].jwt, "a fresh token for the retry");
+    assert_ne!(
+        seen[0].provider_token, seen[1].provider_token,
+        "a fresh token for the retry"
+    );
     // The replacement is cached.
     send(&ch, &message("T", "b")).await;
-    assert_eq!(fake.seen()[2].jwt, seen[1].jwt);
+    assert_eq!(received(&fake)[2].provider_token, seen[1].provider_token);
 }
 
 #[tokio::test]
 async fn an_invalid_provider_token_is_permanent_and_not_kept() {
     let clock = SimClock::at_secs(1_800_000_000);
-    let fake = FakeApns::start(Reply::InvalidProviderToken, clock.clone()).await;
+    // Refused every time, as for a revoked key.
+    let fake = start_fake(&clock, vec![ApnsReply::invalid_provider_token(); 2]).await;
     let ch = container(&fake, &clock);
     let outcome = send(&ch, &message("T", "b")).await;
     assert!(matches!(outcome, Outcome::Permanent { .. }), "{outcome:?}");
     assert_eq!(outcome.code(), Some("InvalidProviderToken"));
     send(&ch, &message("T", "b")).await;
-    let seen = fake.seen();
+    let seen = received(&fake);
     assert_eq!(seen.len(), 2, "no retry for an invalid token");
-    assert_ne!(seen[0].jwt, seen[1].jwt, "the refused token was dropped");
+    assert_ne!(
+        seen[0].provider_token, seen[1].provider_token,
+        "the refused token was dropped"
+    );
 }
 
 #[tokio::test]
 async fn an_oversized_body_is_cut_to_4096_bytes_with_an_ellipsis() {
     let clock = SimClock::at_secs(1_800_000_000);
-    let fake = FakeApns::start(Reply::Ok, clock.clone()).await;
+    let fake = start_fake(&clock, []).await;
     let ch = container(&fake, &clock);
     // '通' is 3 bytes; '"' becomes 2 bytes once JSON-escaped.
     for body in ["通".repeat(5000), "\"".repeat(5000), "😀".repeat(2000)] {
         assert!(send(&ch, &message("Title", &body)).await.is_delivered());
     }
-    for seen in fake.seen() {
+    for seen in received(&fake) {
         let bytes = serde_json::to_vec(&seen.payload).unwrap();
         assert!(bytes.len() <= MAX_PAYLOAD_BYTES, "{}", bytes.len());
         assert!(
@@ -537,7 +357,7 @@ async fn an_oversized_body_is_cut_to_4096_bytes_with_an_ellipsis() {
     // A title too long for the payload is cut after the body is emptied.
     let huge = "t".repeat(5000);
     assert!(send(&ch, &message(&huge, &huge)).await.is_delivered());
-    let last = fake.seen().pop().unwrap();
+    let last = received(&fake).pop().unwrap();
     assert!(serde_json::to_vec(&last.payload).unwrap().len() <= MAX_PAYLOAD_BYTES);
     assert_eq!(last.payload["aps"]["alert"]["body"], "");
     assert!(last.payload["aps"]["alert"]["title"]
@@ -562,10 +382,10 @@ async fn a_key_pasted_without_armour_or_line_breaks_signs() {
     assert_eq!(normalise_p8(&escaped).unwrap(), PRIVATE_KEY);
 
     let clock = SimClock::at_secs(1_800_000_000);
-    let fake = FakeApns::start(Reply::Ok, clock.clone()).await;
+    let fake = start_fake(&clock, []).await;
     let outcome = send_with_key(&container(&fake, &clock), &bare, &message("T", "b")).await;
     assert!(outcome.is_delivered(), "{outcome:?}");
-    assert_eq!(fake.seen().len(), 1); // its JWT verified with the public key
+    assert_eq!(received(&fake).len(), 1); // its JWT verified with the public key
 }
 
 #[test]
@@ -583,10 +403,10 @@ fn keys_that_cannot_sign_es256_are_refused_without_echoing_them() {
 #[tokio::test]
 async fn a_bad_key_is_a_configuration_error_and_nothing_is_sent() {
     let clock = SimClock::at_secs(1_800_000_000);
-    let fake = FakeApns::start(Reply::Ok, clock.clone()).await;
+    let fake = start_fake(&clock, []).await;
     let outcome = send_with_key(&container(&fake, &clock), P384_KEY, &message("T", "b")).await;
     assert_eq!(outcome.code(), Some("invalid_config"));
-    assert!(fake.seen().is_empty());
+    assert!(received(&fake).is_empty());
 }
 
 #[tokio::test]
@@ -650,7 +470,7 @@ const HOSTILE_BODY: &str =
 #[tokio::test]
 async fn preview_equals_what_is_sent() {
     let clock = SimClock::at_secs(1_800_000_000);
-    let fake = FakeApns::start(Reply::Ok, clock.clone()).await;
+    let fake = start_fake(&clock, []).await;
     let ch = container(&fake, &clock);
     let messages = [
         Message {
@@ -663,11 +483,11 @@ async fn preview_equals_what_is_sent() {
     ];
     for m in &messages {
         assert!(send(&ch, m).await.is_delivered());
-        let sent = fake.seen().pop().unwrap();
-        assert!(sent.raw == preview_bytes(&ch, m), "{m:?}");
+        let sent = received(&fake).pop().unwrap();
+        assert!(sent.raw_payload == preview_bytes(&ch, m), "{m:?}");
     }
     // The sandbox channel renders the same payload.
-    let sandbox = ApnsChannel::sandbox(&endpoints("http://127.0.0.1:9", &fake.base)).unwrap();
+    let sandbox = ApnsChannel::sandbox(&endpoints("http://127.0.0.1:9", &fake.base_url)).unwrap();
     let preview = preview_of(&sandbox, &messages[0]);
     assert_eq!(preview.channel, ChannelKind::ApnsSandbox);
     assert_eq!(preview.parts, preview_of(&ch, &messages[0]).parts);
@@ -684,12 +504,12 @@ async fn preview_equals_what_is_sent() {
 async fn a_payload_of_exactly_4096_bytes_is_sent_whole() {
     // "通😀" is 3 + 4 = 7 bytes; × 576 = 4032, + "通" (3) + "é" (2) = 4037.
     let clock = SimClock::at_secs(1_800_000_000);
-    let fake = FakeApns::start(Reply::Ok, clock.clone()).await;
+    let fake = start_fake(&clock, []).await;
     let ch = container(&fake, &clock);
     let body = format!("{}通é", "通😀".repeat(576));
     assert!(send(&ch, &message("T", &body)).await.is_delivered());
-    let seen = fake.seen().pop().unwrap();
-    assert_eq!(seen.raw.len(), MAX_PAYLOAD_BYTES);
+    let seen = received(&fake).pop().unwrap();
+    assert_eq!(seen.raw_payload.len(), MAX_PAYLOAD_BYTES);
     assert!(seen.payload["aps"]["alert"]["body"] == body.as_str());
 }
 
@@ -698,17 +518,17 @@ async fn one_byte_more_cuts_the_body_on_a_character_with_an_ellipsis() {
     // 4038 bytes do not fit. With "…" (3 bytes) the body may keep 4034: the 576 pairs (4032);
     // the "通" after them would make 4035. The body is 4032 + 3 = 4035 bytes, the payload 4094.
     let clock = SimClock::at_secs(1_800_000_000);
-    let fake = FakeApns::start(Reply::Ok, clock.clone()).await;
+    let fake = start_fake(&clock, []).await;
     let ch = container(&fake, &clock);
     let m = message("T", &format!("{}通éa", "通😀".repeat(576)));
     assert!(send(&ch, &m).await.is_delivered());
-    let seen = fake.seen().pop().unwrap();
-    assert_eq!(seen.raw.len(), 4094);
+    let seen = received(&fake).pop().unwrap();
+    assert_eq!(seen.raw_payload.len(), 4094);
     let expected = format!("{}…", "通😀".repeat(576));
     assert!(seen.payload["aps"]["alert"]["body"] == expected.as_str());
     assert_eq!(seen.payload["aps"]["alert"]["title"], "T");
     let preview = preview_of(&ch, &m);
-    assert!(serde_json::to_vec(&preview.parts[0].body).unwrap() == seen.raw);
+    assert!(serde_json::to_vec(&preview.parts[0].body).unwrap() == seen.raw_payload);
     assert_eq!(
         preview.notes,
         vec!["the body was shortened to fit APNs' 4096-byte payload limit"]

@@ -1,19 +1,21 @@
 //! An APNs server (`POST /3/device/{device_token}`) speaking HTTP/2 in clear text (h2c with
 //! prior knowledge, as the channel does for `http://` bases).
 //!
-//! Checks, as APNs does: HTTP/2, the provider token (an ES256 JWT verified with the public half of
-//! the app's key, `kid` = the key id, `iss` = the team id, issued within the last hour), the
-//! `apns-topic`, `apns-push-type`, `apns-priority` and `apns-id` headers, the device token (hex),
-//! and the payload (a JSON object with `aps`, at most 4096 bytes). It answers 200 with the
-//! request's `apns-id` echoed, or APNs' error replies (`{"reason":…}`; 410 with a `timestamp`).
+//! Checks, as APNs does: HTTP/2, the path, the provider token (an ES256 JWT verified with the
+//! public half of the app's key, `kid` = the key id, claims `iss` = the team id and `iat` within
+//! the last hour, nothing else), the `apns-topic`, `apns-push-type`, `apns-priority` and `apns-id`
+//! headers, the device token (hex), and the payload (a JSON object with `aps`, an alert push with
+//! `aps.alert`, at most 4096 bytes). It answers 200 with the request's `apns-id` echoed, or APNs'
+//! error replies (`{"reason":…}`; 410 with a `timestamp`). A provider token once answered
+//! `ExpiredProviderToken` or `InvalidProviderToken` stays refused, as at Apple.
 //!
 //! Production and sandbox are two separate servers: start one of each.
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode, Version};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, Version};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
@@ -65,6 +67,21 @@ impl ApnsReply {
         ApnsReply::error(400, "BadDeviceToken")
     }
 
+    /// 403 ExpiredProviderToken: Apple judged the token too old (clock skew, say).
+    pub fn expired_provider_token() -> ApnsReply {
+        ApnsReply::error(403, "ExpiredProviderToken")
+    }
+
+    /// 403 InvalidProviderToken: the key was revoked, say.
+    pub fn invalid_provider_token() -> ApnsReply {
+        ApnsReply::error(403, "InvalidProviderToken")
+    }
+
+    /// 429 TooManyRequests: too many notifications to one device in a short time.
+    pub fn too_many_requests() -> ApnsReply {
+        ApnsReply::error(429, "TooManyRequests")
+    }
+
     pub fn error(status: u16, reason: &str) -> ApnsReply {
         ApnsReply::Error {
             status,
@@ -83,18 +100,35 @@ pub struct ApnsRequest {
     pub topic: String,
     pub push_type: String,
     pub priority: String,
-    /// The provider token's `kid` and `iss`.
+    /// The provider token's `kid` and `iss` (empty when the token was refused).
     pub key_id: String,
     pub team_id: String,
+    /// The provider token's `iat` (0 when the token was refused).
+    pub issued_at: i64,
+    /// The JWT as sent, to tell when a client mints a new one.
+    pub provider_token: String,
+    /// The fake's clock, in seconds, when the request arrived.
+    pub received_at: i64,
     pub payload: Value,
     pub payload_bytes: usize,
+    /// The payload exactly as it arrived.
+    pub raw_payload: Vec<u8>,
 }
+
+/// Seconds since the Unix epoch.
+type NowSecs = Arc<dyn Fn() -> i64 + Send + Sync>;
 
 #[derive(Default)]
 struct Inner {
     requests: Vec<ApnsRequest>,
     violations: Vec<String>,
     script: VecDeque<ApnsReply>,
+    /// Provider tokens answered 403 by the script, with the reason, refused again if reused.
+    refused_tokens: HashMap<String, &'static str>,
+    /// The clock the token's age is judged by; the system clock when unset.
+    now_secs: Option<NowSecs>,
+    /// The apns-id answered instead of the request's.
+    answer_apns_id: Option<String>,
 }
 
 #[derive(Clone)]
@@ -132,12 +166,7 @@ impl FakeApns {
         };
         let app = Router::new()
             .route("/3/device/{token}", any(handle))
-            .fallback(|| async {
-                (
-                    StatusCode::NOT_FOUND,
-                    axum::Json(json!({"reason": "BadPath"})),
-                )
-            })
+            .fallback(bad_path)
             .with_state(fake.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -164,6 +193,27 @@ impl FakeApns {
         self.inner.lock().unwrap().script.extend(replies);
     }
 
+    /// Judges provider tokens' `iat` by `now_secs` instead of the system clock, for clients
+    /// running on a simulated clock.
+    pub fn set_clock(&self, now_secs: impl Fn() -> i64 + Send + Sync + 'static) {
+        self.inner.lock().unwrap().now_secs = Some(Arc::new(now_secs));
+    }
+
+    /// Answers every request with `apns_id` instead of echoing the request's, so a test can tell
+    /// which of the two the client reports.
+    pub fn answer_apns_id(&self, apns_id: &str) {
+        assert!(is_canonical_uuid(apns_id), "apns-id {apns_id:?}");
+        self.inner.lock().unwrap().answer_apns_id = Some(apns_id.to_string());
+    }
+
+    /// How many different provider tokens the requests carried (after asserting there was no
+    /// protocol violation).
+    pub fn distinct_provider_tokens(&self) -> usize {
+        let requests = self.requests();
+        let tokens: BTreeSet<&str> = requests.iter().map(|r| r.provider_token.as_str()).collect();
+        tokens.len()
+    }
+
     /// Requests received, after asserting there was no protocol violation.
     pub fn requests(&self) -> Vec<ApnsRequest> {
         let inner = self.inner.lock().unwrap();
@@ -185,15 +235,40 @@ fn apns_error(status: StatusCode, reason: &str, apns_id: &str) -> Response {
         .into_response()
 }
 
+/// Anything but `/3/device/{token}`: APNs' 404, and a violation.
+async fn bad_path(State(fake): State<FakeApns>, method: Method, uri: Uri) -> Response {
+    fake.inner
+        .lock()
+        .unwrap()
+        .violations
+        .push(format!("{method} {uri}: not /3/device/{{token}}"));
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(json!({"reason": "BadPath"})),
+    )
+        .into_response()
+}
+
+/// APNs' form of an apns-id: 8-4-4-4-12 lowercase hexadecimal digits.
+fn is_canonical_uuid(id: &str) -> bool {
+    id.len() == 36
+        && uuid::Uuid::parse_str(id).is_ok()
+        && !id.bytes().any(|b| b.is_ascii_uppercase())
+}
+
+/// What a verified provider token says.
+#[derive(Default)]
+struct ProviderClaims {
+    key_id: String,
+    team_id: String,
+    issued_at: i64,
+}
+
 /// Verifies the provider token; the APNs reason to refuse it with, if any.
-fn check_token(fake: &FakeApns, headers: &HeaderMap) -> Result<(String, String), &'static str> {
-    let Some(jwt) = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("bearer "))
-    else {
+fn check_token(fake: &FakeApns, jwt: &str, now: i64) -> Result<ProviderClaims, &'static str> {
+    if jwt.is_empty() {
         return Err("MissingProviderToken");
-    };
+    }
     let header = decode_header(jwt).map_err(|_| "InvalidProviderToken")?;
     if header.alg != Algorithm::ES256 {
         return Err("InvalidProviderToken");
@@ -207,19 +282,51 @@ fn check_token(fake: &FakeApns, headers: &HeaderMap) -> Result<(String, String),
     let claims = decode::<Value>(jwt, &key, &validation)
         .map_err(|_| "InvalidProviderToken")?
         .claims;
+    // Apple's provider token carries exactly these two claims.
+    if claims.as_object().map(|o| o.len()) != Some(2) {
+        return Err("InvalidProviderToken");
+    }
     let team_id = claims["iss"].as_str().unwrap_or_default().to_string();
     if key_id != fake.key_id || team_id != fake.team_id {
         return Err("InvalidProviderToken");
     }
-    let iat = claims["iat"].as_i64().ok_or("InvalidProviderToken")?;
-    let age = chrono::Utc::now().timestamp() - iat;
+    let issued_at = claims["iat"].as_i64().ok_or("InvalidProviderToken")?;
+    let age = now - issued_at;
     if age >= 3600 {
         return Err("ExpiredProviderToken");
     }
-    if age < -60 {
+    if age < 0 {
         return Err("InvalidProviderToken");
     }
-    Ok((key_id, team_id))
+    Ok(ProviderClaims {
+        key_id,
+        team_id,
+        issued_at,
+    })
+}
+
+/// Why APNs would refuse `aps.alert`: a string, or a dictionary whose texts are strings.
+fn alert_problem(alert: &Value) -> Option<String> {
+    match alert {
+        Value::String(_) => None,
+        Value::Object(fields) => ["title", "subtitle", "body"]
+            .into_iter()
+            .find(|name| fields.get(*name).is_some_and(|v| !v.is_string()))
+            .map(|name| format!("aps.alert.{name} is not a string: {alert}")),
+        Value::Null => Some("an alert push without aps.alert".into()),
+        other => Some(format!(
+            "aps.alert is neither a string nor a dictionary: {other}"
+        )),
+    }
+}
+
+/// A scripted 403 that condemns the token itself, so APNs refuses it from then on.
+fn token_refusal(status: u16, reason: &str) -> Option<&'static str> {
+    match (status, reason) {
+        (403, "ExpiredProviderToken") => Some("ExpiredProviderToken"),
+        (403, "InvalidProviderToken") => Some("InvalidProviderToken"),
+        _ => None,
+    }
 }
 
 async fn handle(
@@ -237,8 +344,20 @@ async fn handle(
             .map(str::to_string)
     };
     let apns_id = header("apns-id");
-    let answer_id = apns_id
-        .clone()
+    let provider_token = header("authorization")
+        .and_then(|v| v.strip_prefix("bearer ").map(str::to_string))
+        .unwrap_or_default();
+    let (now_secs, answer_apns_id, refused_before) = {
+        let inner = fake.inner.lock().unwrap();
+        (
+            inner.now_secs.clone(),
+            inner.answer_apns_id.clone(),
+            inner.refused_tokens.get(&provider_token).copied(),
+        )
+    };
+    let now = now_secs.map_or_else(|| chrono::Utc::now().timestamp(), |now| now());
+    let answer_id = answer_apns_id
+        .or_else(|| apns_id.clone())
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let topic = header("apns-topic").unwrap_or_default();
     let push_type = header("apns-push-type").unwrap_or_default();
@@ -266,9 +385,17 @@ async fn handle(
             format!("method {method}"),
         );
     }
-    let (key_id, team_id) = match check_token(&fake, &headers) {
-        Ok(ids) => ids,
-        Err(reason) => {
+    let claims = match (check_token(&fake, &provider_token, now), refused_before) {
+        (Ok(_), Some(reason)) => {
+            refuse(
+                StatusCode::FORBIDDEN,
+                reason,
+                format!("provider token reused after APNs refused it: {reason}"),
+            );
+            Default::default()
+        }
+        (Ok(claims), None) => claims,
+        (Err(reason), _) => {
             refuse(
                 StatusCode::FORBIDDEN,
                 reason,
@@ -317,10 +444,7 @@ async fn handle(
             format!("apns-priority {priority:?} for {push_type}"),
         );
     }
-    if apns_id
-        .as_deref()
-        .is_some_and(|id| uuid::Uuid::parse_str(id).is_err() || id.len() != 36)
-    {
+    if apns_id.as_deref().is_some_and(|id| !is_canonical_uuid(id)) {
         refuse(
             StatusCode::BAD_REQUEST,
             "BadMessageId",
@@ -352,32 +476,41 @@ async fn handle(
             "BadPayload",
             format!("payload without aps: {}", String::from_utf8_lossy(&body)),
         );
-    } else if push_type == "alert" && payload["aps"]["alert"].is_null() {
-        refuse(
-            StatusCode::BAD_REQUEST,
-            "BadPayload",
-            format!("an alert push without aps.alert: {payload}"),
-        );
+    } else if let Some(problem) = (push_type == "alert")
+        .then(|| alert_problem(&payload["aps"]["alert"]))
+        .flatten()
+    {
+        refuse(StatusCode::BAD_REQUEST, "BadPayload", problem);
     }
 
     let reply = {
         let mut inner = fake.inner.lock().unwrap();
         inner.violations.extend(violations);
+        let reply = match refusal {
+            Some(_) => None,
+            None => Some(inner.script.pop_front().unwrap_or(ApnsReply::Ok)),
+        };
+        if let Some(ApnsReply::Error { status, reason, .. }) = &reply {
+            if let Some(refused) = token_refusal(*status, reason) {
+                inner.refused_tokens.insert(provider_token.clone(), refused);
+            }
+        }
         inner.requests.push(ApnsRequest {
             device_token,
             apns_id,
             topic,
             push_type,
             priority,
-            key_id,
-            team_id,
+            key_id: claims.key_id,
+            team_id: claims.team_id,
+            issued_at: claims.issued_at,
+            provider_token,
+            received_at: now,
             payload,
             payload_bytes: body.len(),
+            raw_payload: body.to_vec(),
         });
-        match refusal {
-            Some(_) => None,
-            None => Some(inner.script.pop_front().unwrap_or(ApnsReply::Ok)),
-        }
+        reply
     };
     match (refusal, reply) {
         (Some((status, reason)), _) => apns_error(status, reason, &answer_id),
