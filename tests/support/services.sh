@@ -42,7 +42,8 @@ up() {
     echo "error: $PY not found; run 'make venv' first" >&2
     exit 1
   fi
-  start moto "$MOTO_PORT" "$(dirname "$PY")/moto_server" -H 127.0.0.1 -p "$MOTO_PORT"
+  # moto with DynamoDB requests serialised, so conditional writes are atomic as in DynamoDB.
+  start moto "$MOTO_PORT" env MOTO_PORT="$MOTO_PORT" "$PY" "$ROOT/tests/support/moto_server.py" --host 127.0.0.1 --port "$MOTO_PORT"
   start smtp "$SMTP_PORT" "$PY" "$ROOT/tests/support/smtp_sink.py" --host 127.0.0.1 --port "$SMTP_PORT" --dir "$STATE/mail"
 }
 
