@@ -79,7 +79,12 @@ pub async fn unsaved(
         event: draft.event.take(),
         role: draft.role,
     };
-    let schedule = validate(&draft.title, &draft.trigger, &draft.content)?;
+    let schedule = validate(
+        &draft.title,
+        &draft.trigger,
+        &draft.content,
+        &state.dispatcher.settings.validation,
+    )?;
     let kind = check_pair(&state, &user, &draft.source_id, &draft.target_id).await?;
     let now = Utc::now();
     let task = Task {

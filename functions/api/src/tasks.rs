@@ -5,9 +5,10 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use notify_domain::model::MAX_JITTER_MINUTES;
 use notify_domain::schedule::{Schedule, ScheduleError};
-use notify_domain::validate::{check_link, check_text, Problems};
+use notify_domain::validate::{check_fetched_link, check_link, check_text, Problems};
 use notify_domain::{
-    ChannelKind, Content, Language, PageRequest, Task, TemplateId, Trigger, WriteMode,
+    ChannelKind, Content, Language, PageRequest, Task, TemplateId, Trigger, ValidationPolicy,
+    WriteMode,
 };
 use serde::{Deserialize, Serialize};
 
@@ -73,6 +74,7 @@ pub(crate) fn validate(
     title: &str,
     trigger: &Trigger,
     content: &Content,
+    policy: &ValidationPolicy,
 ) -> Result<Option<Schedule>, ApiError> {
     let mut problems = Problems::default();
     check_text(&mut problems, "title", title, 200, false);
@@ -128,7 +130,8 @@ pub(crate) fn validate(
                 check_link(&mut problems, "content.link", link);
             }
             if let Some(cover) = cover_url {
-                check_link(&mut problems, "content.cover_url", cover);
+                // The Feishu channel downloads the cover: it must be on a public host.
+                check_fetched_link(&mut problems, "content.cover_url", cover, policy);
             }
         }
     }
@@ -173,7 +176,12 @@ pub async fn create_task(
     User(user): User,
     JsonBody(body): JsonBody<CreateTask>,
 ) -> Result<(StatusCode, Json<TaskView>), ApiError> {
-    let schedule = validate(&body.title, &body.trigger, &body.content)?;
+    let schedule = validate(
+        &body.title,
+        &body.trigger,
+        &body.content,
+        &state.dispatcher.settings.validation,
+    )?;
     let kind = check_pair(&state, &user, &body.source_id, &body.target_id).await?;
     let now = Utc::now();
     // The first slot is strictly after now: saving a task never fires it.
@@ -239,7 +247,12 @@ pub async fn patch_task(
     let trigger = body.trigger.unwrap_or_else(|| current.trigger.clone());
     let content = body.content.unwrap_or_else(|| current.content.clone());
     let enabled = body.enabled.unwrap_or(current.enabled);
-    let schedule = validate(&title, &trigger, &content)?;
+    let schedule = validate(
+        &title,
+        &trigger,
+        &content,
+        &state.dispatcher.settings.validation,
+    )?;
     let source_id = body.source_id.unwrap_or_else(|| current.source_id.clone());
     let target_id = body.target_id.unwrap_or_else(|| current.target_id.clone());
     let kind = check_pair(&state, &user, &source_id, &target_id).await?;

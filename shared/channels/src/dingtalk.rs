@@ -31,6 +31,7 @@ pub static SPEC: KindSpec = KindSpec {
             FieldFormat::WebhookUrl {
                 hosts: &["oapi.dingtalk.com"],
                 path_prefix: "/robot/send",
+                query: &["access_token"],
             },
         ),
         FieldSpec::new(

@@ -51,6 +51,7 @@ pub static SPEC: KindSpec = KindSpec {
             "TLS mode",
             FieldFormat::Choice {
                 options: &["auto", "implicit", "starttls", "none"],
+                local_only: &["none"],
             },
         )
         .default_value("auto")
@@ -176,7 +177,7 @@ impl<'a> Smtp<'a> {
         let security = security(
             config_str(config, "tls").unwrap_or("auto"),
             port,
-            endpoints.allow_plaintext_smtp,
+            endpoints.allow_local_endpoints,
         )?;
         let username = config_str(config, "username")
             .ok_or_else(|| Outcome::bad_config("the source has no SMTP username"))?;
@@ -250,7 +251,17 @@ impl Channel for EmailChannel {
                 }
             },
         };
-        let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(smtp.host)
+        // The address to connect to: unless local endpoints are allowed, the host must resolve
+        // to a public address, and that very address is used (TLS still checks the host name).
+        let server = if self.endpoints.allow_local_endpoints {
+            smtp.host.to_string()
+        } else {
+            match public_address(smtp.host, smtp.port, self.endpoints.timeout).await {
+                Ok(ip) => ip.to_string(),
+                Err(outcome) => return outcome,
+            }
+        };
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(server)
             .port(smtp.port)
             .tls(tls)
             .timeout(Some(self.endpoints.timeout))
@@ -315,6 +326,44 @@ impl Channel for EmailChannel {
             notes,
         })
     }
+}
+
+/// The first public address `host` resolves to, or the outcome that says why there is none
+/// (see [`notify_domain::net`]).
+async fn public_address(
+    host: &str,
+    port: u16,
+    timeout: Duration,
+) -> Result<std::net::IpAddr, Outcome> {
+    if let Some(reason) = notify_domain::net::non_public_host(host) {
+        return Err(Outcome::permanent(
+            Some("non_public_host".into()),
+            format!("the SMTP host must be a public host: {reason}"),
+        ));
+    }
+    let found = tokio::time::timeout(timeout, tokio::net::lookup_host((host, port)))
+        .await
+        .map_err(|_| {
+            Outcome::retryable(
+                Some("timeout".into()),
+                format!(
+                    "looking up {host} did not finish within {}",
+                    format_duration(timeout)
+                ),
+            )
+        })?
+        .map_err(|e| {
+            Outcome::retryable(
+                Some("connection_failed".into()),
+                format!("cannot look up SMTP host {host}: {e}"),
+            )
+        })?;
+    notify_domain::net::first_public(host, found.map(|a| a.ip())).map_err(|reason| {
+        Outcome::permanent(
+            Some("non_public_host".into()),
+            format!("the SMTP host must be a public host: {reason}"),
+        )
+    })
 }
 
 fn format_duration(d: Duration) -> String {

@@ -24,7 +24,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
-use crate::http::{describe_error, network_outcome};
+use crate::http::{describe_error, fetch_client, network_outcome, refuse_fetch};
 use crate::sign::{feishu_sign, system_clock, Clock};
 use crate::text::{excerpt, fit_with_ellipsis, redact, REDACTED};
 use crate::{
@@ -51,6 +51,7 @@ pub static SPEC: KindSpec = KindSpec {
             "Deployment",
             FieldFormat::Choice {
                 options: &["feishu", "lark"],
+                local_only: &[],
             },
         )
         .default_value("feishu")
@@ -63,6 +64,7 @@ pub static SPEC: KindSpec = KindSpec {
             FieldFormat::WebhookUrl {
                 hosts: &["open.feishu.cn", "open.larksuite.com"],
                 path_prefix: "/open-apis/bot/v2/hook/",
+                query: &[],
             },
         ),
         FieldSpec::new(
@@ -107,6 +109,10 @@ struct CachedToken {
 
 pub struct FeishuChannel {
     http: reqwest::Client,
+    /// Downloads covers: URLs from users and events, so public addresses only (see
+    /// [`crate::http::fetch_client`]).
+    fetch: reqwest::Client,
+    endpoints: Endpoints,
     feishu_api_base: String,
     lark_api_base: String,
     /// Timeout of each cover download and image upload request.
@@ -117,15 +123,17 @@ pub struct FeishuChannel {
 }
 
 impl FeishuChannel {
-    pub fn new(http: reqwest::Client, endpoints: &Endpoints) -> Self {
-        FeishuChannel {
+    pub fn new(http: reqwest::Client, endpoints: &Endpoints) -> Result<Self, reqwest::Error> {
+        Ok(FeishuChannel {
             http,
+            fetch: fetch_client(endpoints)?,
+            endpoints: endpoints.clone(),
             feishu_api_base: endpoints.feishu_api_base.trim_end_matches('/').to_string(),
             lark_api_base: endpoints.lark_api_base.trim_end_matches('/').to_string(),
             timeout: endpoints.timeout,
             clock: system_clock(),
             tokens: Mutex::new(HashMap::new()),
-        }
+        })
     }
 
     /// Signs and expires tokens with `clock` instead of the system clock.
@@ -213,8 +221,11 @@ impl FeishuChannel {
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https"))
             .ok_or("the cover is not an http(s) URL")?;
+        if let Some(reason) = refuse_fetch(&url, &self.endpoints) {
+            return Err(format!("the cover is not fetched: {reason}"));
+        }
         let mut response = self
-            .http
+            .fetch
             .get(url)
             .timeout(self.timeout)
             .send()

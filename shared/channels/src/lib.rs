@@ -275,8 +275,10 @@ pub struct Endpoints {
     pub apns_sandbox_base: String,
     /// Connect + per-command timeout for SMTP and HTTP requests.
     pub timeout: Duration,
-    /// Allow plaintext SMTP (`tls: none`); only for local servers.
-    pub allow_plaintext_smtp: bool,
+    /// Allow plaintext SMTP (`tls: none`) and connections to addresses that are not on the
+    /// public internet (SMTP hosts, cover downloads; see [`notify_domain::net`]). Only for local
+    /// stacks and tests.
+    pub allow_local_endpoints: bool,
     /// Extra PEM-encoded root certificates the e-mail channel trusts for SMTP TLS, on top of the
     /// web PKI roots. Empty in production; tests put a test CA here.
     pub extra_root_certificates: Vec<Vec<u8>>,
@@ -291,7 +293,7 @@ impl Default for Endpoints {
             apns_production_base: "https://api.push.apple.com".into(),
             apns_sandbox_base: "https://api.sandbox.push.apple.com".into(),
             timeout: Duration::from_secs(10),
-            allow_plaintext_smtp: false,
+            allow_local_endpoints: false,
             extra_root_certificates: Vec::new(),
         }
     }
@@ -305,7 +307,10 @@ pub struct ChannelRegistry {
 
 impl ChannelRegistry {
     pub fn new(endpoints: &Endpoints) -> Result<ChannelRegistry, reqwest::Error> {
+        // Provider APIs answer a POST themselves; a redirect would turn it into a GET that
+        // loses the message and may still read as a success.
         let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(endpoints.timeout)
             .connect_timeout(endpoints.timeout)
             .user_agent(concat!("notify-service/", env!("CARGO_PKG_VERSION")))
@@ -313,7 +318,7 @@ impl ChannelRegistry {
         let list: Vec<Arc<dyn Channel>> = vec![
             Arc::new(email::EmailChannel::new(endpoints)),
             Arc::new(telegram::TelegramChannel::new(http.clone(), endpoints)),
-            Arc::new(feishu::FeishuChannel::new(http.clone(), endpoints)),
+            Arc::new(feishu::FeishuChannel::new(http.clone(), endpoints)?),
             Arc::new(dingtalk::DingtalkChannel::new(http.clone())),
             // APNs channels build their own HTTP/2 clients (see the apns module docs).
             Arc::new(apns::ApnsChannel::production(endpoints)?),

@@ -15,10 +15,10 @@ use serde_json::{json, Map, Value};
 
 const PASSWORD: &str = "s3cret-Auth-Code";
 
-fn endpoints(allow_plaintext_smtp: bool) -> Endpoints {
+fn endpoints(allow_local_endpoints: bool) -> Endpoints {
     Endpoints {
         timeout: Duration::from_secs(5),
-        allow_plaintext_smtp,
+        allow_local_endpoints,
         ..Endpoints::default()
     }
 }
@@ -220,6 +220,34 @@ async fn plaintext_is_refused_unless_the_deployment_allows_it() {
     assert!(
         matches!(listener.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
         "the channel connected although it had to refuse"
+    );
+}
+
+#[tokio::test]
+async fn a_host_that_is_not_public_is_never_connected_to_unless_local_endpoints_are_allowed() {
+    // The same listener, named two ways: a literal loopback address and a name resolving to it.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let channel = EmailChannel::new(&endpoints(false));
+    for host in ["127.0.0.1", "localhost", "169.254.169.254"] {
+        let mut config = source(port, "starttls");
+        config.insert("host".into(), json!(host));
+        let outcome = send(&channel, config, &message("t", "b")).await;
+        assert!(
+            matches!(outcome, Outcome::Permanent { .. }),
+            "{host}: {outcome:?}"
+        );
+        assert_eq!(outcome.code(), Some("non_public_host"), "{host}");
+        assert!(
+            outcome.message().unwrap().contains("must be a public host"),
+            "{host}: {outcome:?}"
+        );
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        matches!(listener.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the channel connected to a loopback address"
     );
 }
 

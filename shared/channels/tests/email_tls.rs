@@ -107,8 +107,8 @@ impl Drop for Pki {
 fn endpoints(extra_root_certificates: Vec<Vec<u8>>) -> Endpoints {
     Endpoints {
         timeout: TIMEOUT,
-        // TLS modes only: plaintext is not needed here.
-        allow_plaintext_smtp: false,
+        // The test servers listen on loopback.
+        allow_local_endpoints: true,
         extra_root_certificates,
         ..Endpoints::default()
     }

@@ -60,6 +60,8 @@ fn channel_with(feishu_base: &str, lark_base: &str, timeout: Duration) -> Feishu
         feishu_api_base: format!("{feishu_base}/"), // a trailing slash must not matter
         lark_api_base: lark_base.to_string(),
         timeout,
+        // The fake's cover images are served from 127.0.0.1.
+        allow_local_endpoints: true,
         ..Endpoints::default()
     };
     let http = reqwest::Client::builder()
@@ -67,7 +69,7 @@ fn channel_with(feishu_base: &str, lark_base: &str, timeout: Duration) -> Feishu
         .connect_timeout(timeout)
         .build()
         .unwrap();
-    FeishuChannel::new(http, &endpoints)
+    FeishuChannel::new(http, &endpoints).unwrap()
 }
 
 fn channel(fake: &FakeFeishu) -> FeishuChannel {
@@ -328,6 +330,27 @@ async fn a_cover_that_is_not_an_image_is_not_uploaded() {
         ..message("T", "b")
     };
     assert!(send(&channel(&fake), &fake, &m).await.is_delivered());
+    assert_eq!(fake.requests()[0]["card"]["elements"][0]["tag"], "markdown");
+    assert_eq!(fake.token_requests(), 0);
+    assert!(fake.uploads().is_empty());
+}
+
+#[tokio::test]
+async fn a_cover_on_a_private_address_is_not_fetched_unless_local_endpoints_are_allowed() {
+    let fake = start_fake(SECRET).await;
+    let endpoints = Endpoints {
+        feishu_api_base: fake.base_url.clone(),
+        timeout: Duration::from_secs(5),
+        allow_local_endpoints: false,
+        ..Endpoints::default()
+    };
+    let ch = FeishuChannel::new(reqwest::Client::new(), &endpoints).unwrap();
+    // The fake serves a real image at this loopback URL: it must not be downloaded.
+    let m = Message {
+        cover_url: Some(fake.cover_url()),
+        ..message("T", "b")
+    };
+    assert!(send(&ch, &fake, &m).await.is_delivered());
     assert_eq!(fake.requests()[0]["card"]["elements"][0]["tag"], "markdown");
     assert_eq!(fake.token_requests(), 0);
     assert!(fake.uploads().is_empty());

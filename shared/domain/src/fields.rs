@@ -23,12 +23,19 @@ pub enum FieldFormat {
     Port,
     /// An e-mail address (RFC 5322 addr-spec).
     Email,
-    /// One of a fixed set of strings.
-    Choice { options: &'static [&'static str] },
-    /// An https webhook URL on one of the provider's hosts, under `path_prefix`.
+    /// One of a fixed set of strings. Those also in `local_only` are accepted only where the
+    /// deployment allows local endpoints (plaintext SMTP, say).
+    Choice {
+        options: &'static [&'static str],
+        #[serde(skip_serializing_if = "<[_]>::is_empty")]
+        local_only: &'static [&'static str],
+    },
+    /// An https webhook URL on one of the provider's hosts, under `path_prefix`, whose query
+    /// string has exactly the parameters in `query`, once each.
     WebhookUrl {
         hosts: &'static [&'static str],
         path_prefix: &'static str,
+        query: &'static [&'static str],
     },
     /// An integer within bounds (accepted as a JSON number or a numeric string).
     Integer { min: i64, max: i64 },
@@ -238,10 +245,14 @@ fn normalise(
                             && !label.ends_with('-')
                             && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
                     }));
-            if valid {
-                Ok(Value::from(s.to_ascii_lowercase()))
-            } else {
-                Err("must be a host name such as smtp.example.com or an IP address".into())
+            if !valid {
+                return Err("must be a host name such as smtp.example.com or an IP address".into());
+            }
+            match crate::net::non_public_host(s) {
+                Some(reason) if !policy.allow_local_endpoints => {
+                    Err(format!("must be a public host: {reason}"))
+                }
+                _ => Ok(Value::from(s.to_ascii_lowercase())),
             }
         }
         FieldFormat::Port => integer(value, 1, 65535),
@@ -263,16 +274,37 @@ fn normalise(
                 _ => Err(format!("'{s}' is not a valid e-mail address")),
             }
         }
-        FieldFormat::Choice { options } => {
+        FieldFormat::Choice {
+            options,
+            local_only,
+        } => {
             let s = as_str(value)?;
-            if options.contains(&s) {
+            let allowed: Vec<&str> = options
+                .iter()
+                .copied()
+                .filter(|o| policy.allow_local_endpoints || !local_only.contains(o))
+                .collect();
+            if allowed.contains(&s) {
                 Ok(Value::from(s))
+            } else if options.contains(&s) {
+                Err(format!(
+                    "'{s}' is only for local test servers and this deployment does not allow it; \
+                     use one of: {}",
+                    allowed.join(", ")
+                ))
             } else {
-                Err(format!("must be one of: {}", options.join(", ")))
+                Err(format!("must be one of: {}", allowed.join(", ")))
             }
         }
-        FieldFormat::WebhookUrl { hosts, path_prefix } => {
+        FieldFormat::WebhookUrl {
+            hosts,
+            path_prefix,
+            query,
+        } => {
             let s = as_str(value)?.trim();
+            if s.chars().any(char::is_control) {
+                return Err("must not contain control characters".into());
+            }
             let url = url::Url::parse(s).map_err(|e| format!("is not a valid URL ({e})"))?;
             let host = url.host_str().unwrap_or_default();
             let local = policy.allow_local_endpoints && is_local_host(host);
@@ -290,8 +322,29 @@ fn normalise(
             };
             let extras =
                 !url.username().is_empty() || url.password().is_some() || url.fragment().is_some();
-            if !path_ok || extras || (!local && url.port().is_some()) {
-                return Err(format!("must look like https://{}{path_prefix}…", hosts[0]));
+            let mut names: Vec<String> = url.query_pairs().map(|(k, _)| k.into_owned()).collect();
+            names.sort();
+            let mut wanted: Vec<&str> = query.to_vec();
+            wanted.sort_unstable();
+            let query_ok = names == wanted
+                && url.query_pairs().all(|(_, v)| !v.is_empty())
+                && (!query.is_empty() || url.query().is_none());
+            if !path_ok || !query_ok || extras || (!local && url.port().is_some()) {
+                let example_query: Vec<String> = query.iter().map(|q| format!("{q}=…")).collect();
+                let example_query = if example_query.is_empty() {
+                    String::new()
+                } else {
+                    format!("?{}", example_query.join("&"))
+                };
+                return Err(format!(
+                    "must look like https://{}{path_prefix}{}{example_query}",
+                    hosts[0],
+                    if path_prefix.ends_with('/') {
+                        "…"
+                    } else {
+                        ""
+                    }
+                ));
             }
             Ok(Value::from(s))
         }
@@ -375,7 +428,8 @@ mod tests {
             "tls",
             "TLS",
             FieldFormat::Choice {
-                options: &["auto", "starttls"],
+                options: &["auto", "starttls", "none"],
+                local_only: &["none"],
             },
         )
         .default_value("auto"),
@@ -443,6 +497,7 @@ mod tests {
         let format = FieldFormat::WebhookUrl {
             hosts: &["oapi.dingtalk.com"],
             path_prefix: "/robot/send",
+            query: &["access_token"],
         };
         let strict = ValidationPolicy::default();
         let local = ValidationPolicy {
@@ -461,8 +516,91 @@ mod tests {
         )
         .is_err());
         assert!(normalise(format, &json!("https://evil.example/robot/send"), &strict).is_err());
-        assert!(normalise(format, &json!("http://127.0.0.1:9/robot/send"), &strict).is_err());
-        assert!(normalise(format, &json!("http://127.0.0.1:9/robot/send"), &local).is_ok());
+        assert!(normalise(
+            format,
+            &json!("http://127.0.0.1:9/robot/send?access_token=x"),
+            &strict
+        )
+        .is_err());
+        assert!(normalise(
+            format,
+            &json!("http://127.0.0.1:9/robot/send?access_token=x"),
+            &local
+        )
+        .is_ok());
+        for bad in [
+            "https://oapi.dingtalk.com/robot/send",
+            "https://oapi.dingtalk.com/robot/send?access_token=",
+            "https://oapi.dingtalk.com/robot/send?access_token=x&sign=y",
+            "https://oapi.dingtalk.com/robot/send?access_token=x&access_token=y",
+            "https://oapi.dingtalk.com/robot/send?access_token=x\u{0}",
+        ] {
+            assert!(normalise(format, &json!(bad), &strict).is_err(), "{bad}");
+        }
+        let feishu = FieldFormat::WebhookUrl {
+            hosts: &["open.feishu.cn"],
+            path_prefix: "/open-apis/bot/v2/hook/",
+            query: &[],
+        };
+        assert!(normalise(
+            feishu,
+            &json!("https://open.feishu.cn/open-apis/bot/v2/hook/abc"),
+            &strict
+        )
+        .is_ok());
+        let err = normalise(
+            feishu,
+            &json!("https://open.feishu.cn/open-apis/bot/v2/hook/abc?x=1"),
+            &strict,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            "must look like https://open.feishu.cn/open-apis/bot/v2/hook/…"
+        );
+    }
+
+    #[test]
+    fn local_only_choices_need_the_local_policy() {
+        let strict = ValidationPolicy::default();
+        let local = ValidationPolicy {
+            allow_local_endpoints: true,
+        };
+        let input = obj(json!({"host": "h.example", "port": 25, "password": "p", "tls": "none"}));
+        let err = validate_config(FIELDS, &input, &BTreeSet::new(), &strict, "config").unwrap_err();
+        assert_eq!(err.first_field(), Some("config.tls"));
+        assert_eq!(
+            err.errors[0].message,
+            "'none' is only for local test servers and this deployment does not allow it; use one of: auto, starttls"
+        );
+        assert!(validate_config(FIELDS, &input, &BTreeSet::new(), &local, "config").is_ok());
+    }
+
+    #[test]
+    fn hosts_must_be_public_unless_local_endpoints_are_allowed() {
+        let strict = ValidationPolicy::default();
+        let local = ValidationPolicy {
+            allow_local_endpoints: true,
+        };
+        for host in [
+            "169.254.169.254",
+            "127.0.0.1",
+            "10.0.0.5",
+            "::1",
+            "localhost",
+            "metadata.google.internal",
+        ] {
+            let err = normalise(FieldFormat::Hostname, &json!(host), &strict).unwrap_err();
+            assert!(err.starts_with("must be a public host"), "{host}: {err}");
+            assert!(
+                normalise(FieldFormat::Hostname, &json!(host), &local).is_ok(),
+                "{host}"
+            );
+        }
+        assert_eq!(
+            normalise(FieldFormat::Hostname, &json!("SMTP.Example.com"), &strict).unwrap(),
+            json!("smtp.example.com")
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod fields;
 pub mod kind;
 pub mod message;
 pub mod model;
+pub mod net;
 pub mod ports;
 pub mod schedule;
 pub mod secret;

@@ -103,3 +103,59 @@ pub fn check_link(problems: &mut Problems, field: &str, value: &str) {
         Err(e) => problems.push(field, format!("is not a valid URL ({e})")),
     }
 }
+
+/// Checks a URL the service itself downloads (a cover image): a link, and on a public host
+/// unless the deployment allows local endpoints (see [`crate::net`]).
+pub fn check_fetched_link(
+    problems: &mut Problems,
+    field: &str,
+    value: &str,
+    policy: &ValidationPolicy,
+) {
+    let before = problems.0.len();
+    check_link(problems, field, value);
+    if problems.0.len() > before || policy.allow_local_endpoints {
+        return;
+    }
+    let host = url::Url::parse(value)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string));
+    if let Some(reason) = host.as_deref().and_then(crate::net::non_public_host) {
+        problems.push(field, format!("must be on a public host: {reason}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fetched_links_must_be_public_unless_local_endpoints_are_allowed() {
+        let strict = ValidationPolicy::default();
+        let mut problems = Problems::default();
+        check_fetched_link(
+            &mut problems,
+            "cover",
+            "http://169.254.169.254/latest",
+            &strict,
+        );
+        check_fetched_link(
+            &mut problems,
+            "cover",
+            "https://cdn.example.com/a.png",
+            &strict,
+        );
+        let errors = problems.into_result().unwrap_err().errors;
+        assert_eq!(errors.len(), 1);
+        assert_eq!(
+            errors[0].message,
+            "must be on a public host: 169.254.169.254 is not a public internet address"
+        );
+        let local = ValidationPolicy {
+            allow_local_endpoints: true,
+        };
+        let mut problems = Problems::default();
+        check_fetched_link(&mut problems, "cover", "http://127.0.0.1:9/a.png", &local);
+        assert!(problems.into_result().is_ok());
+    }
+}

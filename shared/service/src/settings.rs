@@ -186,7 +186,7 @@ impl Settings {
                 .unwrap_or(defaults.apns_production_base),
             apns_sandbox_base: get(APNS_SANDBOX_BASE).unwrap_or(defaults.apns_sandbox_base),
             timeout: Duration::from_secs(number(PROVIDER_TIMEOUT_SECONDS, 10)?.max(1)),
-            allow_plaintext_smtp: allow_local,
+            allow_local_endpoints: allow_local,
             ..defaults
         };
         let shortest_lease_secs = 2 * endpoints.timeout.as_secs() + 40;
