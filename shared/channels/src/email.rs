@@ -359,9 +359,12 @@ async fn public_address(
             )
         })?;
     notify_domain::net::first_public(host, found.map(|a| a.ip())).map_err(|reason| {
+        // The addresses stay in the operator's log: told to the user, they would map the
+        // deployment's private network name by name.
+        tracing::warn!(host, reason, "refused to connect to a non-public SMTP host");
         Outcome::permanent(
             Some("non_public_host".into()),
-            format!("the SMTP host must be a public host: {reason}"),
+            format!("the SMTP host must be a public host: {host} does not resolve to a public internet address"),
         )
     })
 }

@@ -24,6 +24,8 @@ pub(crate) fn fetch_client(endpoints: &Endpoints) -> Result<reqwest::Client, req
             .build();
     }
     builder
+        // A proxy would resolve and connect in our stead, past the resolver's check.
+        .no_proxy()
         .dns_resolver(Arc::new(PublicOnly))
         .redirect(reqwest::redirect::Policy::custom(|attempt| {
             if attempt.previous().len() >= MAX_FETCH_REDIRECTS {

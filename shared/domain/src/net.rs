@@ -10,30 +10,45 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 /// True for an address on the public internet; false for loopback, private, shared (CGNAT),
-/// link-local, unique-local, unspecified, multicast, broadcast, documentation and benchmarking
-/// ranges, and for IPv4-mapped or -translated forms of those.
+/// link-local, unique-local, site-local, unspecified, multicast, broadcast, documentation,
+/// benchmarking and reserved ranges, and for the IPv6 forms that carry an IPv4 address
+/// (mapped, compatible, translated, NAT64, 6to4) when that address is one of those.
 pub fn is_public_ip(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_public_v4(v4),
         IpAddr::V6(v6) => {
+            let segments = v6.segments();
+            let embedded = |hi: u16, lo: u16| {
+                let [a, b] = hi.to_be_bytes();
+                let [c, d] = lo.to_be_bytes();
+                Ipv4Addr::new(a, b, c, d)
+            };
+            // ::ffff:a.b.c.d (mapped), ::a.b.c.d (compatible), ::ffff:0:a.b.c.d (translated),
+            // 64:ff9b::/96 (NAT64) and 64:ff9b:1::/48 (local NAT64): the IPv4 address decides.
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return is_public_v4(v4);
             }
-            let segments = v6.segments();
-            // 64:ff9b::/96 (NAT64) carries an IPv4 address in its last 32 bits.
-            if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-                let [a, b] = segments[6].to_be_bytes();
-                let [c, d] = segments[7].to_be_bytes();
-                return is_public_v4(Ipv4Addr::new(a, b, c, d));
+            if segments[..6] == [0, 0, 0, 0, 0, 0]
+                || segments[..6] == [0, 0, 0, 0, 0xffff, 0]
+                || segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0]
+            {
+                return !v6.is_unspecified()
+                    && !v6.is_loopback()
+                    && is_public_v4(embedded(segments[6], segments[7]));
+            }
+            if segments[..3] == [0x64, 0xff9b, 1] {
+                return false;
+            }
+            // 2002::/16 (6to4) carries an IPv4 address in its second and third segments.
+            if segments[0] == 0x2002 {
+                return is_public_v4(embedded(segments[1], segments[2]));
             }
             !(v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
                 || v6.is_unique_local()
                 || v6.is_unicast_link_local()
-                // IPv4-compatible (deprecated) ::/96, documentation 2001:db8::/32, 6to4 relay
-                // anycast and site-local fec0::/10.
-                || segments[..6] == [0, 0, 0, 0, 0, 0]
+                // documentation 2001:db8::/32 and site-local fec0::/10
                 || (segments[0] == 0x2001 && segments[1] == 0x0db8)
                 || (segments[0] & 0xffc0) == 0xfec0)
         }
@@ -52,6 +67,7 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
         || a == 0 // "this network"
         || (a == 100 && (64..128).contains(&b)) // shared address space (CGNAT), 100.64/10
         || (a == 192 && b == 0 && ip.octets()[2] == 0) // IETF protocol assignments
+        || (a == 192 && b == 88 && ip.octets()[2] == 99) // 6to4 relay anycast
         || (a == 198 && (b == 18 || b == 19)) // benchmarking
         || a >= 240) // reserved
 }
@@ -61,7 +77,17 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
 /// resolved; this catches literal addresses and the names that always mean this machine.
 pub fn non_public_host(host: &str) -> Option<String> {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
-    if let Ok(ip) = bare.parse::<IpAddr>() {
+    // The WHATWG host parser reads the numeric spellings resolvers also accept as IPv4
+    // addresses (`2130706433`, `0x7f.1`, `127.1`, `0177.0.0.1`) as the address they mean.
+    let literal = match bare.parse::<IpAddr>() {
+        Ok(ip) => Some(ip),
+        Err(_) => match url::Host::parse(bare) {
+            Ok(url::Host::Ipv4(v4)) => Some(IpAddr::V4(v4)),
+            Ok(url::Host::Ipv6(v6)) => Some(IpAddr::V6(v6)),
+            _ => None,
+        },
+    };
+    if let Some(ip) = literal {
         return (!is_public_ip(ip)).then(|| format!("{bare} is not a public internet address"));
     }
     let name = bare.trim_end_matches('.').to_ascii_lowercase();
@@ -131,6 +157,10 @@ mod tests {
             "::127.0.0.1",
             "2001:db8::1",
             "ff02::1",
+            "::ffff:0:7f00:1",   // IPv4-translated 127.0.0.1
+            "64:ff9b:1::a00:1",  // local-use NAT64
+            "2002:a9fe:a9fe::1", // 6to4 of 169.254.169.254
+            "192.88.99.1",
         ] {
             assert!(!public(s), "{s} must not count as public");
         }
@@ -147,6 +177,7 @@ mod tests {
             "2606:4700:4700::1111",
             "::ffff:8.8.8.8",
             "64:ff9b::808:808",
+            "2002:808:808::1", // 6to4 of 8.8.8.8
         ] {
             assert!(public(s), "{s} must count as public");
         }
@@ -159,6 +190,18 @@ mod tests {
         assert!(non_public_host("metadata.google.internal").is_some());
         assert!(non_public_host("[::1]").is_some());
         assert!(non_public_host("127.0.0.1").is_some());
+        // Numeric spellings a resolver reads as 127.0.0.1 or 10.0.0.1.
+        for spelled in [
+            "2130706433",
+            "0x7f.1",
+            "127.1",
+            "0177.0.0.1",
+            "0x7f000001",
+            "10.1",
+        ] {
+            assert!(non_public_host(spelled).is_some(), "{spelled}");
+        }
+        assert_eq!(non_public_host("134744072"), None); // 8.8.8.8
         assert_eq!(non_public_host("smtp.example.com"), None);
         assert_eq!(non_public_host("8.8.8.8"), None);
     }

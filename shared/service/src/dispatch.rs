@@ -20,7 +20,7 @@ use notify_domain::{
     DeliveryLog, DeliveryStatus, DisabledReason, Message, PublishedSummary, SecretBundle,
     SecretOwner, SecretStore, SlotRetry, StoreError, Task, TemplateId, Trigger, WriteMode,
 };
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::settings::Settings;
 use crate::templates::{DailySummaryData, RenderInput, Templates};
@@ -246,15 +246,16 @@ impl Dispatcher {
             .buffer_unordered(self.settings.scheduler_concurrency)
             .collect()
             .await;
-        // The sends above happened whatever this read does; a failed read is tried next tick.
-        let retries = self
+        // The sends above happened whatever this read does. A failed read fails the tick after
+        // them (so the function's error alarm sees it); running the tick again is safe.
+        let (retries, retry_read_error) = match self
             .deliveries
             .due_slot_retries(now, self.settings.scheduler_batch)
             .await
-            .unwrap_or_else(|err| {
-                warn!(error = %err, "could not read the slots due for a retry; the next tick will");
-                Vec::new()
-            });
+        {
+            Ok(retries) => (retries, None),
+            Err(err) => (Vec::new(), Some(err)),
+        };
         report.retries_due = retries.len();
         let retried: Vec<Option<Attempt>> = stream::iter(retries)
             .map(|retry| self.retry_slot(retry, now, deadline))
@@ -271,7 +272,26 @@ impl Dispatcher {
                 Some(Attempt::Duplicate) | Some(Attempt::Busy(_)) => report.already_claimed += 1,
             }
         }
+        if let Some(err) = retry_read_error {
+            error!(report = ?report, error = %err, "the due tasks were sent, but the slots due for a retry could not be read");
+            return Err(err.into());
+        }
         Ok(report)
+    }
+
+    /// When a claim taken now may be taken over by another worker: not before the configured
+    /// lease has run out, and not before the invocation that takes it can have ended (Lambda
+    /// stops a function at its timeout) — so a worker that is still sending, however slowly its
+    /// provider answers, is never taken over and never sends in parallel with its successor.
+    fn lease_until(&self, deadline: Instant) -> DateTime<Utc> {
+        const MARGIN: std::time::Duration = std::time::Duration::from_secs(10);
+        const LONGEST_INVOCATION: std::time::Duration = std::time::Duration::from_secs(900);
+        let remaining = deadline
+            .saturating_duration_since(Instant::now())
+            .min(LONGEST_INVOCATION)
+            + MARGIN;
+        let invocation = chrono::Duration::from_std(remaining).unwrap_or(chrono::Duration::MAX);
+        Utc::now() + self.settings.lease.max(invocation)
     }
 
     /// Whether there is still time to start a send and record it before `deadline`.
@@ -418,12 +438,9 @@ impl Dispatcher {
                 Trigger::Event { .. } => None,
             });
         let (Some(task), Some(schedule)) = (task, schedule) else {
-            return Some(self.abandon_slot(&retry).await);
+            return Some(self.abandon_slot(&retry, deadline).await);
         };
-        // Kept pending through an outage longer than the catch-up window plus the retry
-        // schedule: as stale as a slot the scheduler reaches that late.
-        let stale =
-            retry.slot < now - self.settings.catch_up - self.settings.slot_retry.total_wait();
+        let stale = self.settings.retry_is_stale(&retry, now);
         let rendered = match self.render_slot(&task, retry.slot, &schedule, stale).await {
             Ok(rendered) => rendered,
             Err(err) => return Some(Attempt::Retry(err.to_string())),
@@ -444,7 +461,7 @@ impl Dispatcher {
     /// Ends a slot retry whose task is gone or no longer scheduled: never sent, and the
     /// delivery record (if the user kept it) says why. The claim is taken over first, so a
     /// worker still sending (or a slot already sent) is left alone.
-    async fn abandon_slot(&self, retry: &SlotRetry) -> Attempt {
+    async fn abandon_slot(&self, retry: &SlotRetry, deadline: Instant) -> Attempt {
         let reason = "the task was deleted, disabled or changed to another trigger before this slot could be sent again";
         let record = match self
             .deliveries
@@ -456,7 +473,7 @@ impl Dispatcher {
         };
         let ended = match record {
             Some(record) => {
-                let lease_until = Utc::now() + self.settings.lease;
+                let lease_until = self.lease_until(deadline);
                 match self
                     .deliveries
                     .claim_delivery(&retry.key, &record, lease_until)
@@ -561,7 +578,7 @@ impl Dispatcher {
         deadline: Instant,
     ) -> Attempt {
         let pending = self.pending(task, cause, rendered.as_ref().ok());
-        let lease_until = Utc::now() + self.settings.lease;
+        let lease_until = self.lease_until(deadline);
         let claim = match claiming {
             // A retried slot's claim exists: this takes it over once its lease has run out.
             Claiming::Event | Claiming::SlotRetry { .. } => {

@@ -1,5 +1,6 @@
 //! Configuration from environment variables. [`ENV_VARS`] lists every variable the functions
 //! read; the infrastructure check compares it with `infra/template.yaml`.
+use chrono::{DateTime, Utc};
 use std::time::Duration;
 
 use notify_channels::Endpoints;
@@ -124,6 +125,19 @@ impl SlotRetryPolicy {
     }
 }
 
+impl Settings {
+    /// Whether the scheduler reached a slot retry too late to send it: it has been due for
+    /// longer than the catch-up window (the scheduler was down or throttled), as a missed slot
+    /// that old is skipped. A provider's long rate-limit wait moves the retry's due time, so it
+    /// never makes a slot stale by itself. (The slot is also older than the catch-up window
+    /// plus the whole retry schedule by then; both are checked so that a clock running ahead
+    /// of the store's, as in tests, cannot skip a fresh slot.)
+    pub fn retry_is_stale(&self, retry: &notify_domain::SlotRetry, now: DateTime<Utc>) -> bool {
+        now - retry.lease_until > self.catch_up
+            && retry.slot < now - self.catch_up - self.slot_retry.total_wait()
+    }
+}
+
 impl std::fmt::Debug for Settings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Settings")
@@ -244,6 +258,44 @@ mod tests {
         let env = HashMap::from([(WEB_BASE_URL, "https://app.example")]);
         let err = Settings::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap_err();
         assert_eq!(err.name, TABLE);
+    }
+
+    #[test]
+    fn a_retry_is_stale_when_it_has_waited_past_the_catch_up_window_not_when_a_provider_asked_to_wait(
+    ) {
+        let env = HashMap::from([(TABLE, "t"), (WEB_BASE_URL, "https://app.example")]);
+        let settings = Settings::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap();
+        // Defaults: catch-up 15 min; 5 attempts, waits 1 + 2 + 4 + 8 = 15 min.
+        assert_eq!(settings.catch_up, chrono::Duration::minutes(15));
+        assert_eq!(
+            settings.slot_retry.total_wait(),
+            chrono::Duration::minutes(15)
+        );
+        let slot: DateTime<Utc> = "2026-12-04T09:00:00Z".parse().unwrap();
+        let retry = |due: &str| notify_domain::SlotRetry {
+            key: "schedule:t:x".into(),
+            user_id: "u".into(),
+            task_id: "t".into(),
+            slot,
+            delivery_id: "d".into(),
+            lease_until: due.parse().unwrap(),
+        };
+        let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        // A provider asked for 40 minutes: due 09:40, reached 09:41 — sent, not skipped.
+        assert!(
+            !settings.retry_is_stale(&retry("2026-12-04T09:40:00Z"), at("2026-12-04T09:41:00Z"))
+        );
+        // Due 09:01, but the scheduler only came back at 09:31: 30 minutes overdue — skipped.
+        assert!(settings.retry_is_stale(&retry("2026-12-04T09:01:00Z"), at("2026-12-04T09:31:00Z")));
+        // Overdue by exactly the window: still sent.
+        assert!(
+            !settings.retry_is_stale(&retry("2026-12-04T09:16:00Z"), at("2026-12-04T09:31:00Z"))
+        );
+        // Overdue by more than the window, but the slot itself is recent: a clock running
+        // ahead, not an outage — sent.
+        assert!(
+            !settings.retry_is_stale(&retry("2026-12-04T08:00:00Z"), at("2026-12-04T09:20:00Z"))
+        );
     }
 
     #[test]

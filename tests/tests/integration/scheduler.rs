@@ -500,7 +500,9 @@ async fn wait_out(secs: u64) {
 async fn a_slot_that_fails_retryably_is_sent_by_a_later_tick_once_its_wait_is_over() {
     let (bot, env) = with_bot(|s| {
         s.slot_retry.attempts = 3;
-        s.slot_retry.first_wait = chrono::Duration::seconds(2);
+        // Long enough for the checks below to run before the wait is over, even on a busy
+        // machine.
+        s.slot_retry.first_wait = chrono::Duration::seconds(4);
     })
     .await;
     let user = "r-ada";
@@ -536,12 +538,12 @@ async fn a_slot_that_fails_retryably_is_sent_by_a_later_tick_once_its_wait_is_ov
     );
     assert_eq!(bot.requests().len(), 1);
 
-    wait_out(2).await;
+    wait_out(4).await;
     assert_eq!(due_now().await.unwrap().len(), 1);
     let second = env.dispatcher.tick(at, deadline()).await.unwrap();
     assert_eq!((second.retries_due, second.retrying), (1, 1), "{second:?}");
     // The second wait is twice the first.
-    wait_out(4).await;
+    wait_out(8).await;
     let third = env.dispatcher.tick(at, deadline()).await.unwrap();
     assert_eq!((third.retries_due, third.sent), (1, 1), "{third:?}");
     let again = env.dispatcher.tick(at, deadline()).await.unwrap();
@@ -631,11 +633,11 @@ async fn a_slot_stops_being_retried_after_the_last_attempt_or_when_its_task_is_d
 
 #[tokio::test]
 async fn a_slot_whose_worker_died_after_claiming_it_is_sent_once_its_lease_runs_out() {
-    let (bot, env) = with_bot(|s| s.lease = chrono::Duration::seconds(2)).await;
+    let (bot, env) = with_bot(|s| s.lease = chrono::Duration::seconds(4)).await;
     let user = "r-dot";
     let (task_id, slot) = telegram_task(&env, user, "0 * * * *").await;
     // A worker claims the slot (moving the task on) and dies before sending.
-    crash_after_claiming(&env, user, &task_id, slot, 2).await;
+    crash_after_claiming(&env, user, &task_id, slot, 4).await;
 
     let at = slot + chrono::Duration::seconds(5);
     // The task itself is no longer due; the claim is, but its lease is still running.
@@ -652,7 +654,7 @@ async fn a_slot_whose_worker_died_after_claiming_it_is_sent_once_its_lease_runs_
     );
     assert!(bot.requests().is_empty());
 
-    wait_out(2).await;
+    wait_out(4).await;
     let after = env.dispatcher.tick(at, deadline()).await.unwrap();
     assert_eq!((after.retries_due, after.sent), (1, 1), "{after:?}");
     let again = env.dispatcher.tick(at, deadline()).await.unwrap();
@@ -665,6 +667,36 @@ async fn a_slot_whose_worker_died_after_claiming_it_is_sent_once_its_lease_runs_
         (&r[0]["id"], &r[0]["status"], &r[0]["attempts"]),
         (&json!("dlv-crashed"), &json!("sent"), &json!(2))
     );
+}
+
+#[tokio::test]
+async fn a_slow_send_is_never_taken_over_while_its_worker_is_still_running() {
+    // A configured lease shorter than the provider takes to answer: the claim must still hold
+    // for as long as the invocation that took it can run.
+    let (bot, env) = with_bot(|s| s.lease = chrono::Duration::seconds(1)).await;
+    let user = "r-gus";
+    let (_, slot) = telegram_task(&env, user, "0 0 1 1 *").await;
+    // The Bot API hangs: the client gives up after the provider timeout (5 s here).
+    bot.script([BotReply::Hang]);
+    let at = slot + chrono::Duration::seconds(5);
+    let slow = env.dispatcher.tick(at, deadline());
+    let meanwhile = async {
+        wait_out(1).await; // past the configured lease, while the first send still waits
+        env.dispatcher.tick(at, deadline()).await.unwrap()
+    };
+    let (slow, meanwhile) = tokio::join!(slow, meanwhile);
+    let slow = slow.unwrap();
+    assert_eq!((slow.due, slow.retrying), (1, 1), "{slow:?}");
+    assert_eq!(
+        (
+            meanwhile.retries_due,
+            meanwhile.already_claimed,
+            meanwhile.sent
+        ),
+        (1, 1, 0),
+        "{meanwhile:?}"
+    );
+    assert_eq!(bot.requests().len(), 1, "sent twice in parallel");
 }
 
 /// What a worker leaves behind when it dies right after claiming `slot`: the task moved on,
