@@ -56,10 +56,24 @@ fmt: ## format the code
 clean: services-down ## remove build output, the virtualenv and local state
 	rm -rf target $(VENV) .local
 
-.PHONY: build deploy infra-lint
+.PHONY: build deploy infra-lint coldstart
 
-build: ## release builds of the functions: target/lambda/<fn>/bootstrap.zip (arm64 with cargo-lambda)
-	infra/build.sh
+# `make build` installs its tools itself: cargo-lambda and zig into .venv (pinned in
+# infra/requirements.txt) and Rust's arm64 standard library. Offline, it builds for this machine.
+BUILD_TOOLS := $(VENV)/.build-tools
+
+$(BUILD_TOOLS): infra/requirements.txt $(VENV)/.installed
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r infra/requirements.txt
+	-rustup target add aarch64-unknown-linux-gnu
+	touch $@
+
+build: $(BUILD_TOOLS) ## release builds of the functions: target/lambda/<fn>/bootstrap.zip (arm64, via cargo-lambda)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" infra/build.sh
+
+coldstart: venv ## cold start and peak memory of the three release binaries (host build, moto, a local Runtime API)
+	cargo build --release --locked -p notify-api -p notify-events -p notify-scheduler
+	cargo build --locked -p notify-testkit --bin coldstart
+	$(SERVICES) run target/debug/coldstart target/release
 
 # The exports above point the AWS SDKs at moto with dummy keys. A deployment uses your own AWS
 # settings, so the Makefile's defaults (and only those, not yours) are dropped for it.

@@ -26,11 +26,18 @@ install_hint() {
   say "    cargo-lambda   pip install cargo-lambda   (or: cargo install --locked cargo-lambda)"
   say "    zig            pip install ziglang        (cargo-lambda uses it to link for arm64;"
   say "                   'pip install cargo-lambda' brings it along)"
-  say "  then run 'make build' again."
+  say "    the std library for arm64   rustup target add aarch64-unknown-linux-gnu"
+  say "  ('make build' installs all three itself: cargo-lambda and zig into .venv, pinned in"
+  say "  infra/requirements.txt), then run 'make build' again."
 }
 
 have_cargo_lambda() { cargo lambda --version >/dev/null 2>&1; }
 have_zig() { command -v zig >/dev/null 2>&1 || python3 -c 'import ziglang' >/dev/null 2>&1; }
+# Without rustup (a distribution's Rust, say) assume the target is there and let cargo say.
+have_arm64_std() {
+  ! command -v rustup >/dev/null 2>&1 ||
+    rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu
+}
 host_is_arm64() { [[ "$(uname -m)" == aarch64 || "$(uname -m)" == arm64 ]]; }
 
 zip_bootstrap() { # zip_bootstrap DIR: DIR/bootstrap → DIR/bootstrap.zip (keeps the exec bit)
@@ -101,15 +108,17 @@ case "$MODE" in
     build_host
     ;;
   arm64 | auto)
-    if have_cargo_lambda && (host_is_arm64 || have_zig); then
+    if have_cargo_lambda && (host_is_arm64 || (have_zig && have_arm64_std)); then
       build_arm64
     elif [[ "$MODE" == arm64 ]]; then
       say "error: an arm64 build needs cargo-lambda and zig (or an arm64 machine)."
       install_hint
       exit 1
     else
-      if have_cargo_lambda; then
+      if have_cargo_lambda && ! have_zig; then
         say "cargo-lambda is installed but zig is not, so it cannot link for arm64 here."
+      elif have_cargo_lambda; then
+        say "The Rust standard library for aarch64-unknown-linux-gnu is not installed."
       else
         say "cargo-lambda is not installed."
       fi
