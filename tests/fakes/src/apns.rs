@@ -133,6 +133,8 @@ struct Inner {
 
 #[derive(Clone)]
 pub struct FakeApns {
+    /// Only in the test's copies; see [`crate::ViolationCheck`].
+    _check: Option<Arc<crate::ViolationCheck>>,
     pub base_url: String,
     team_id: String,
     key_id: String,
@@ -157,6 +159,7 @@ impl FakeApns {
     ) -> FakeApns {
         DecodingKey::from_ec_pem(public_key_pem.as_bytes()).expect("an EC public key in PEM");
         let fake = FakeApns {
+            _check: None,
             base_url: String::new(),
             team_id: team_id.to_string(),
             key_id: key_id.to_string(),
@@ -179,14 +182,20 @@ impl FakeApns {
         });
         FakeApns {
             base_url: format!("http://{addr}"),
+            _check: Some(crate::ViolationCheck::new("APNs", &fake.inner, |inner| {
+                &mut inner.violations
+            })),
             ..fake
         }
     }
 
     /// The protocol violations seen so far (requests the real provider would refuse, or that
     /// break its rules), without asserting anything.
+    ///
+    /// Takes them: a test that provokes violations on purpose checks them here, and they no
+    /// longer fail it when the fake is dropped.
     pub fn violations(&self) -> Vec<String> {
-        self.inner.lock().unwrap().violations.clone()
+        std::mem::take(&mut self.inner.lock().unwrap().violations)
     }
 
     pub fn script(&self, replies: impl IntoIterator<Item = ApnsReply>) {

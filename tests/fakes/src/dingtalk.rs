@@ -94,6 +94,8 @@ struct Inner {
 
 #[derive(Clone)]
 pub struct FakeDingtalk {
+    /// Only in the test's copies; see [`crate::ViolationCheck`].
+    _check: Option<Arc<crate::ViolationCheck>>,
     pub base_url: String,
     access_token: String,
     secret: Option<String>,
@@ -104,6 +106,7 @@ impl FakeDingtalk {
     /// Starts a server whose one robot has `access_token` and, if given, the signing secret.
     pub async fn start(access_token: &str, secret: Option<&str>) -> FakeDingtalk {
         let fake = FakeDingtalk {
+            _check: None,
             base_url: String::new(),
             access_token: access_token.to_string(),
             secret: secret.map(str::to_string),
@@ -121,6 +124,11 @@ impl FakeDingtalk {
         });
         FakeDingtalk {
             base_url: format!("http://{addr}"),
+            _check: Some(crate::ViolationCheck::new(
+                "DingTalk",
+                &fake.inner,
+                |inner| &mut inner.violations,
+            )),
             ..fake
         }
     }
@@ -135,8 +143,11 @@ impl FakeDingtalk {
 
     /// The protocol violations seen so far (requests the real provider would refuse, or that
     /// break its rules), without asserting anything.
+    ///
+    /// Takes them: a test that provokes violations on purpose checks them here, and they no
+    /// longer fail it when the fake is dropped.
     pub fn violations(&self) -> Vec<String> {
-        self.inner.lock().unwrap().violations.clone()
+        std::mem::take(&mut self.inner.lock().unwrap().violations)
     }
 
     pub fn script(&self, replies: impl IntoIterator<Item = RobotReply>) {

@@ -174,6 +174,8 @@ impl Inner {
 
 #[derive(Clone)]
 pub struct FakeFeishu {
+    /// Only in the test's copies; see [`crate::ViolationCheck`].
+    _check: Option<Arc<crate::ViolationCheck>>,
     pub base_url: String,
     hook_token: String,
     secret: Option<String>,
@@ -184,6 +186,7 @@ impl FakeFeishu {
     /// Starts a server whose one bot has `hook_token` and, if given, the signing secret `secret`.
     pub async fn start(hook_token: &str, secret: Option<&str>) -> FakeFeishu {
         let fake = FakeFeishu {
+            _check: None,
             base_url: String::new(),
             hook_token: hook_token.to_string(),
             secret: secret.map(str::to_string),
@@ -214,6 +217,9 @@ impl FakeFeishu {
         });
         FakeFeishu {
             base_url: format!("http://{addr}"),
+            _check: Some(crate::ViolationCheck::new("Feishu", &fake.inner, |inner| {
+                &mut inner.violations
+            })),
             ..fake
         }
     }
@@ -253,8 +259,11 @@ impl FakeFeishu {
 
     /// The protocol violations seen so far (requests the real provider would refuse, or that
     /// break its rules), without asserting anything.
+    ///
+    /// Takes them: a test that provokes violations on purpose checks them here, and they no
+    /// longer fail it when the fake is dropped.
     pub fn violations(&self) -> Vec<String> {
-        self.inner.lock().unwrap().violations.clone()
+        std::mem::take(&mut self.inner.lock().unwrap().violations)
     }
 
     pub fn script(&self, replies: impl IntoIterator<Item = HookReply>) {

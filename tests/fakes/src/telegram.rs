@@ -140,6 +140,8 @@ struct Inner {
 
 #[derive(Clone)]
 pub struct FakeTelegram {
+    /// Only in the test's copies; see [`crate::ViolationCheck`].
+    _check: Option<Arc<crate::ViolationCheck>>,
     pub base_url: String,
     token: String,
     inner: Arc<Mutex<Inner>>,
@@ -150,6 +152,7 @@ impl FakeTelegram {
     pub async fn start(token: &str) -> FakeTelegram {
         let inner = Arc::new(Mutex::new(Inner::default()));
         let fake = FakeTelegram {
+            _check: None,
             base_url: String::new(),
             token: token.to_string(),
             inner,
@@ -166,6 +169,11 @@ impl FakeTelegram {
         });
         FakeTelegram {
             base_url: format!("http://{addr}"),
+            _check: Some(crate::ViolationCheck::new(
+                "Bot API",
+                &fake.inner,
+                |inner| &mut inner.violations,
+            )),
             ..fake
         }
     }
@@ -186,6 +194,12 @@ impl FakeTelegram {
     pub fn make_photo_unreachable(&self, url: &str) {
         let mut inner = self.inner.lock().unwrap();
         inner.unreachable_photos.insert(url.to_string());
+    }
+
+    /// The protocol violations seen so far. Takes them: a test that provokes violations on
+    /// purpose checks them here, and they no longer fail it when the fake is dropped.
+    pub fn violations(&self) -> Vec<String> {
+        std::mem::take(&mut self.inner.lock().unwrap().violations)
     }
 
     /// Every request received, after asserting there was no protocol violation.
