@@ -6,7 +6,9 @@ VENV      := .venv
 PYTHON    ?= python3
 MOTO_PORT ?= 5055
 SMTP_PORT ?= 2525
+API_PORT  ?= 3000
 export MOTO_PORT SMTP_PORT
+export NOTIFY_LOCAL_PORT ?= $(API_PORT)
 export AWS_ENDPOINT_URL ?= http://127.0.0.1:$(MOTO_PORT)
 export AWS_REGION ?= us-east-1
 export AWS_ACCESS_KEY_ID ?= testing
@@ -25,7 +27,7 @@ $(VENV)/.installed: tests/support/requirements.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/support/requirements.txt
 	touch $@
 
-services-up: venv ## start moto (127.0.0.1:$(MOTO_PORT)) and the SMTP sink (127.0.0.1:$(SMTP_PORT))
+services-up: venv ## start moto (127.0.0.1:5055, MOTO_PORT=…) and the SMTP sink (127.0.0.1:2525, SMTP_PORT=…)
 	$(SERVICES) up
 
 services-down: ## stop them
@@ -38,7 +40,7 @@ demo: venv ## bring the whole service up locally and show a section event delive
 	cargo build --locked -p notify-testkit --bins
 	$(SERVICES) run tests/support/demo.sh
 
-up: venv ## run the whole service locally until Ctrl-C (API on http://127.0.0.1:3000)
+up: venv ## run the whole service locally until Ctrl-C (API on http://127.0.0.1:3000, API_PORT=…)
 	cargo build --locked -p notify-testkit --bins
 	$(SERVICES) run target/debug/local-stack
 

@@ -32,7 +32,9 @@ start() {
     return
   fi
   nohup "$@" >"$STATE/$name.log" 2>&1 &
-  echo $! >"$STATE/$name.pid"
+  # One pid file per port, so stacks on other ports (another checkout's or a helper's) are
+  # never stopped by this one.
+  echo $! >"$STATE/$name.$port.pid"
   wait_port "$port" "$name" "$STATE/$name.log"
   echo "$name: listening on 127.0.0.1:$port (log: .local/$name.log)"
 }
@@ -48,10 +50,10 @@ up() {
 }
 
 down() {
-  for name in smtp moto; do
-    if [ -f "$STATE/$name.pid" ]; then
-      kill "$(cat "$STATE/$name.pid")" 2>/dev/null || true
-      rm -f "$STATE/$name.pid"
+  for pidfile in "$STATE/smtp.$SMTP_PORT.pid" "$STATE/moto.$MOTO_PORT.pid"; do
+    if [ -f "$pidfile" ]; then
+      kill "$(cat "$pidfile")" 2>/dev/null || true
+      rm -f "$pidfile"
     fi
   done
 }

@@ -15,7 +15,7 @@ use notify_testkit::pipeline;
 const LOCAL_DEFAULTS: [(&str, &str); 6] = [
     (settings::TABLE, "notify-local"),
     (settings::SECRET_PREFIX, "notify-local/"),
-    (settings::WEB_BASE_URL, "http://localhost:3000"),
+    (settings::WEB_BASE_URL, "http://localhost:8080"),
     (
         settings::JWT_HS256_KEY,
         "local-development-key-not-for-production",
