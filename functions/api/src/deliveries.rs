@@ -1,5 +1,5 @@
 //! `/deliveries`: the in-app inbox — what was sent to the caller, newest first, with read state.
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use notify_domain::Delivery;
@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
-use crate::extract::{JsonBody, Paging, User};
+use crate::extract::{Id, JsonBody, Paging, User};
 use crate::resources::ListView;
 use crate::AppState;
 
@@ -51,7 +51,7 @@ pub async fn list(
 pub async fn get(
     State(state): State<AppState>,
     User(user): User,
-    Path(id): Path<String>,
+    Id(id): Id,
 ) -> Result<Json<Delivery>, ApiError> {
     state
         .dispatcher
@@ -66,7 +66,7 @@ pub async fn get(
 pub async fn set_read(
     State(state): State<AppState>,
     User(user): User,
-    Path(id): Path<String>,
+    Id(id): Id,
     JsonBody(body): JsonBody<ReadState>,
 ) -> Result<Json<Delivery>, ApiError> {
     state
@@ -81,7 +81,7 @@ pub async fn set_read(
 pub async fn delete(
     State(state): State<AppState>,
     User(user): User,
-    Path(id): Path<String>,
+    Id(id): Id,
 ) -> Result<StatusCode, ApiError> {
     if state
         .dispatcher

@@ -1,7 +1,7 @@
 //! Typed extractors: the caller's identity, JSON bodies and pagination, each failing with a
 //! problem+json [`ApiError`].
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::header;
 use axum::http::request::Parts;
 use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
@@ -108,6 +108,56 @@ fn checked_subject(sub: &str) -> Result<User, ApiError> {
     Ok(User(sub.to_string()))
 }
 
+/// Longest id accepted in a path. Ids are UUIDs; anything much longer cannot exist, and would
+/// make DynamoDB refuse the key (a 503) instead of finding nothing.
+pub const MAX_ID_CHARS: usize = 128;
+
+/// The `{id}` of a path, percent-decoded and checked; a bad one is a 400 problem naming `id`
+/// (axum's own rejection is plain text).
+pub struct Id(pub String);
+
+impl FromRequestParts<AppState> for Id {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let bad = |detail: String| ApiError::BadRequest {
+            detail,
+            field: Some("id".into()),
+        };
+        let Path(id) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|rejection| bad(format!("the id in the path is not valid: {rejection}")))?;
+        let count = id.chars().count();
+        if count == 0 || count > MAX_ID_CHARS || id.chars().any(char::is_control) {
+            return Err(bad(format!(
+                "the id in the path must be 1 to {MAX_ID_CHARS} characters without control characters"
+            )));
+        }
+        Ok(Id(id))
+    }
+}
+
+/// Whether the request says its body is JSON (`application/json` or `application/…+json`).
+fn declares_json(req: &Request) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            let v = v.trim();
+            v.eq_ignore_ascii_case("application/json")
+                || (v.starts_with("application/") && v.ends_with("+json"))
+        })
+}
+
+async fn body_bytes(req: Request, state: &AppState) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge {
+            limit: MAX_BODY_BYTES,
+        })
+}
+
 /// A JSON body: `application/json`, at most [`MAX_BODY_BYTES`], and errors that name the
 /// field (`config.port: invalid type…`).
 pub struct JsonBody<T>(pub T);
@@ -116,33 +166,38 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
-        let is_json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|v| {
-                let v = v.trim();
-                v.eq_ignore_ascii_case("application/json")
-                    || (v.starts_with("application/") && v.ends_with("+json"))
-            });
+        if !declares_json(&req) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let bytes = body_bytes(req, state).await?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// Like [`JsonBody`], for a body that may be left out: no body (or only whitespace) is
+/// `T::default()`; a body must be JSON, as for [`JsonBody`].
+pub struct OptionalJsonBody<T>(pub T);
+
+impl<T: DeserializeOwned + Default> FromRequest<AppState> for OptionalJsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let is_json = declares_json(&req);
+        let bytes = body_bytes(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJsonBody(T::default()));
+        }
         if !is_json {
             return Err(ApiError::UnsupportedMediaType);
         }
-        let bytes =
-            Bytes::from_request(req, state)
-                .await
-                .map_err(|_| ApiError::PayloadTooLarge {
-                    limit: MAX_BODY_BYTES,
-                })?;
-        parse_json(&bytes).map(JsonBody)
+        parse_json(&bytes).map(OptionalJsonBody)
     }
 }
 
 /// Parses JSON; syntax errors are 400, shape errors 422 with the path of the field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|err| {
+    let value = serde_path_to_error::deserialize(&mut *de).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner();
         let message = inner.to_string();
@@ -163,7 +218,13 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         } else {
             ApiError::field(field_path(&path, &message), message)
         }
-    })
+    })?;
+    // Anything after the value (`{…} trailing`) makes the body not one JSON document.
+    de.end().map_err(|err| ApiError::BadRequest {
+        detail: format!("request body is not valid JSON: {err}"),
+        field: None,
+    })?;
+    Ok(value)
 }
 
 /// The field a shape error is about. serde names a missing or unknown field only in its
@@ -289,7 +350,14 @@ mod tests {
             ),
             "language"
         );
-        for broken in [r#"{"name": "n""#, r#"{"name": nul}"#, ""] {
+        for broken in [
+            r#"{"name": "n""#,
+            r#"{"name": nul}"#,
+            "",
+            // One document, then more: not one JSON body.
+            r#"{"name": "n"} trailing"#,
+            r#"{"name": "n"}{"name": "m"}"#,
+        ] {
             match parse_json::<Body>(broken.as_bytes()) {
                 Err(ApiError::BadRequest { detail, .. }) => {
                     assert!(

@@ -1,6 +1,6 @@
 //! `POST /tasks/{id}/preview` and `POST /tasks/preview`: render exactly what a task would send,
 //! per channel, without sending — from a supplied event, or a sample one.
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use chrono::Utc;
 use notify_channels::SendRequest;
@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
-use crate::extract::{parse_json, User};
+use crate::extract::{Id, OptionalJsonBody, User};
 use crate::resources::load;
 use crate::tasks::{check_pair, load_task, validate};
 use crate::AppState;
@@ -56,14 +56,9 @@ pub struct UnsavedPreview {
 pub async fn saved(
     State(state): State<AppState>,
     User(user): User,
-    Path(id): Path<String>,
-    body: axum::body::Bytes,
+    Id(id): Id,
+    OptionalJsonBody(input): OptionalJsonBody<PreviewInput>,
 ) -> Result<Json<Value>, ApiError> {
-    let input: PreviewInput = if body.iter().all(u8::is_ascii_whitespace) {
-        PreviewInput::default()
-    } else {
-        parse_json(&body)?
-    };
     let task = load_task(&state, &user, &id).await?;
     render(&state, &task, input).await.map(Json)
 }

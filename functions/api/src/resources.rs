@@ -2,7 +2,7 @@
 //! set of generic handlers serves both through [`Configured`].
 use std::collections::{BTreeMap, BTreeSet};
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
-use crate::extract::{JsonBody, Paging, User};
+use crate::extract::{Id, JsonBody, Paging, User};
 use crate::AppState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -474,7 +474,7 @@ pub async fn list<R: Configured>(
 pub async fn get<R: Configured>(
     State(state): State<AppState>,
     User(user): User,
-    Path(id): Path<String>,
+    Id(id): Id,
 ) -> Result<Json<ResourceView>, ApiError> {
     Ok(Json(load::<R>(&state, &user, &id).await?.view(&state)))
 }
@@ -482,7 +482,7 @@ pub async fn get<R: Configured>(
 pub async fn patch<R: Configured>(
     State(state): State<AppState>,
     User(user): User,
-    Path(id): Path<String>,
+    Id(id): Id,
     JsonBody(body): JsonBody<PatchBody>,
 ) -> Result<Json<ResourceView>, ApiError> {
     let current = load::<R>(&state, &user, &id).await?;
@@ -510,7 +510,7 @@ pub async fn patch<R: Configured>(
 pub async fn delete<R: Configured>(
     State(state): State<AppState>,
     User(user): User,
-    Path(id): Path<String>,
+    Id(id): Id,
 ) -> Result<StatusCode, ApiError> {
     load::<R>(&state, &user, &id).await?;
     crate::tasks::ensure_unused(&state, &user, |t| R::used_by(t, &id), R::WHAT).await?;

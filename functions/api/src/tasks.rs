@@ -1,5 +1,5 @@
 //! `/tasks`: validation of source/target ownership and kinds, triggers and content.
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -13,7 +13,7 @@ use notify_domain::{
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
-use crate::extract::{JsonBody, Paging, User};
+use crate::extract::{Id, JsonBody, Paging, User};
 use crate::resources::ListView;
 use crate::AppState;
 
@@ -231,7 +231,7 @@ pub(crate) async fn load_task(state: &AppState, user: &str, id: &str) -> Result<
 pub async fn get_task(
     State(state): State<AppState>,
     User(user): User,
-    Path(id): Path<String>,
+    Id(id): Id,
 ) -> Result<Json<TaskView>, ApiError> {
     Ok(Json(task_view(load_task(&state, &user, &id).await?)))
 }
@@ -239,7 +239,7 @@ pub async fn get_task(
 pub async fn patch_task(
     State(state): State<AppState>,
     User(user): User,
-    Path(id): Path<String>,
+    Id(id): Id,
     JsonBody(body): JsonBody<PatchTask>,
 ) -> Result<Json<TaskView>, ApiError> {
     let current = load_task(&state, &user, &id).await?;
@@ -294,7 +294,7 @@ pub async fn patch_task(
 pub async fn delete_task(
     State(state): State<AppState>,
     User(user): User,
-    Path(id): Path<String>,
+    Id(id): Id,
 ) -> Result<StatusCode, ApiError> {
     if state.dispatcher.config.delete_task(&user, &id).await? {
         Ok(StatusCode::NO_CONTENT)

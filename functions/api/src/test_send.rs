@@ -2,7 +2,7 @@
 //! with the provider's outcome — so a user can check a configuration before building tasks.
 use std::time::{Duration, Instant};
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use chrono::Utc;
 use notify_domain::{ChannelKind, Content, Language, Message, SectionEventName, Task, Trigger};
@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
-use crate::extract::{JsonBody, User};
+use crate::extract::{Id, JsonBody, User};
 use crate::resources::load;
 use crate::AppState;
 
@@ -48,7 +48,7 @@ fn test_message(language: Language, source: &str, target: &str) -> Message {
 pub async fn test_target(
     State(state): State<AppState>,
     User(user): User,
-    Path(id): Path<String>,
+    Id(id): Id,
     JsonBody(body): JsonBody<TestSend>,
 ) -> Result<Json<Value>, ApiError> {
     let target = load::<notify_domain::Target>(&state, &user, &id).await?;

@@ -241,7 +241,11 @@ fn parse_field(field: &str, rule: &FieldRule) -> Result<Vec<bool>, ScheduleError
         let mut v = lo;
         while v <= hi {
             allowed[v as usize] = true;
-            v += step;
+            // A step as large as u32 allows must end the loop, not overflow.
+            match v.checked_add(step) {
+                Some(next) => v = next,
+                None => break,
+            }
         }
     }
     if rule.name == "day-of-week" && allowed[7] {
@@ -369,6 +373,25 @@ mod tests {
         assert!(Schedule::parse("0 0 31 4,6,9,11 *", "UTC").is_err());
         // Allowed: the weekday field can still match.
         assert!(Schedule::parse("0 0 31 2 MON", "UTC").is_ok());
+    }
+
+    #[test]
+    fn huge_steps_do_not_overflow() {
+        // Each is refused or accepted, never a panic (debug builds check overflow).
+        for cron in [
+            "1/4294967295 * * * *",
+            "* * */4294967295 * *",
+            "* * * */4294967295 *",
+            "0 0/4294967295 * * *",
+        ] {
+            let _ = Schedule::parse(cron, "UTC");
+        }
+        // A step wider than the field just leaves its start: minute 5 only.
+        let s = Schedule::parse("5/100 * * * *", "UTC").unwrap();
+        assert_eq!(
+            s.next_after(utc("2026-05-04T09:06:00Z")),
+            Some(utc("2026-05-04T10:05:00Z"))
+        );
     }
 
     #[test]

@@ -732,3 +732,91 @@ async fn hostile_identities_and_lookalike_values_are_refused() {
         );
     }
 }
+
+#[tokio::test]
+async fn bodies_and_path_ids_are_checked_before_anything_is_stored() {
+    let env = TestEnv::start().await;
+    let user = Some("body-checker");
+    // One JSON document and then more is not a JSON body, and nothing is created.
+    let trailing = format!("{} trailing", email_source("pw"));
+    let reply = env
+        .call_raw(
+            "POST",
+            "/sources",
+            user,
+            Some(&trailing),
+            "application/json",
+        )
+        .await;
+    assert_problem(&reply, 400, None);
+    assert!(
+        reply.body["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("request body is not valid JSON"),
+        "{}",
+        reply.raw
+    );
+    let list = env.call("GET", "/sources", user, None).await;
+    assert_eq!(list.body["items"], json!([]), "{}", list.raw);
+
+    // Path ids: not UTF-8 once decoded, too long, or with control characters.
+    let long = "x".repeat(129);
+    for path in [
+        "/sources/%FF".to_string(),
+        format!("/sources/{long}"),
+        "/tasks/a%00b".to_string(),
+        format!("/deliveries/{long}"),
+    ] {
+        let reply = env.call("GET", &path, user, None).await;
+        assert_problem(&reply, 400, Some("id"));
+    }
+    // 128 characters is still an id, just not one that exists.
+    let reply = env
+        .call("GET", &format!("/sources/{}", "x".repeat(128)), user, None)
+        .await;
+    assert_problem(&reply, 404, None);
+
+    // A saved task's preview takes no body, or a JSON one: anything else is a 415 problem.
+    let source = env
+        .call("POST", "/sources", user, Some(email_source("pw")))
+        .await;
+    let target = env
+        .call(
+            "POST",
+            "/targets",
+            user,
+            Some(email_target("me@example.com")),
+        )
+        .await;
+    let task = env
+        .call(
+            "POST",
+            "/tasks",
+            user,
+            Some(json!({
+                "title": "Comments", "source_id": source.body["id"], "target_id": target.body["id"],
+                "trigger": {"type": "event", "event": "SectionCommented"},
+                "content": {"type": "template", "template": "section_commented"}
+            })),
+        )
+        .await;
+    assert_eq!(task.status, 201, "{}", task.raw);
+    let preview = format!("/tasks/{}/preview", task.body["id"].as_str().unwrap());
+    let reply = env
+        .call_raw("POST", &preview, user, Some("role=member"), "text/plain")
+        .await;
+    assert_problem(&reply, 415, None);
+    let reply = env.call_raw("POST", &preview, user, None, "").await;
+    assert_eq!(reply.status, 200, "{}", reply.raw);
+    let reply = env
+        .call_raw(
+            "POST",
+            &preview,
+            user,
+            Some(&" ".repeat(70 * 1024)),
+            "application/json",
+        )
+        .await;
+    assert_problem(&reply, 413, None);
+}
