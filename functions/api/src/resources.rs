@@ -231,10 +231,10 @@ async fn store_secrets(
     user: &str,
     role: Role,
     id: &str,
-    draft: &Draft,
+    new_secrets: &SecretBundle,
     merge: bool,
 ) -> Result<(), ApiError> {
-    if draft.new_secrets.is_empty() {
+    if new_secrets.is_empty() {
         return Ok(());
     }
     let secrets = &state.dispatcher.secrets;
@@ -247,7 +247,7 @@ async fn store_secrets(
     } else {
         SecretBundle::new()
     };
-    bundle.merge(draft.new_secrets.clone());
+    bundle.merge(new_secrets.clone());
     secrets.put_secrets(user, role.owner(id), &bundle).await?;
     Ok(())
 }
@@ -442,7 +442,7 @@ pub async fn create<R: Configured>(
     )?;
     let id = uuid::Uuid::now_v7().to_string();
     // Secrets first: the item never refers to a secret that does not exist.
-    store_secrets(&state, &user, R::ROLE, &id, &draft, false).await?;
+    store_secrets(&state, &user, R::ROLE, &id, &draft.new_secrets, false).await?;
     let had_secrets = !draft.new_secrets.is_empty();
     let resource = R::create(id.clone(), user, draft, Utc::now());
     if let Err(err) = resource.save(&state, WriteMode::Create).await {
@@ -493,8 +493,12 @@ pub async fn patch<R: Configured>(
     let existing: BTreeSet<String> = secret_fields.iter().cloned().collect();
     let name = body.name.unwrap_or_else(|| name.to_string());
     let draft = draft(&state, R::ROLE, spec, name, config, &existing)?;
-    store_secrets(&state, &user, R::ROLE, &id, &draft, true).await?;
+    let new_secrets = draft.new_secrets.clone();
     let updated = current.update(draft, Utc::now());
+    // The version-checked save decides which edit wins; only the winner then writes its
+    // secrets, so an edit answered 409 changes nothing, and the stored secret always belongs
+    // to the stored configuration. If writing the secret fails, the caller gets the error and
+    // can repeat the edit.
     updated
         .save(
             &state,
@@ -503,6 +507,7 @@ pub async fn patch<R: Configured>(
             },
         )
         .await?;
+    store_secrets(&state, &user, R::ROLE, &id, &new_secrets, true).await?;
     Ok(Json(updated.view(&state)))
 }
 

@@ -820,3 +820,48 @@ async fn bodies_and_path_ids_are_checked_before_anything_is_stored() {
         .await;
     assert_problem(&reply, 413, None);
 }
+
+#[tokio::test]
+async fn a_patch_refused_as_a_conflict_changes_nothing_not_even_the_secret() {
+    let env = TestEnv::start().await;
+    let user = Some("racer");
+    let created = env
+        .call("POST", "/sources", user, Some(email_source("pw-0")))
+        .await;
+    assert_eq!(created.status, 201, "{}", created.raw);
+    let id = created.body["id"].as_str().unwrap().to_string();
+    let path = format!("/sources/{id}");
+    for round in 0..3 {
+        // Twelve edits of the same version at once: one wins, the rest are conflicts.
+        let replies = futures::future::join_all((0..12).map(|i| {
+            let body = json!({"config": {
+                "username": format!("u{round}-{i}@example.com"),
+                "password": format!("pw-{round}-{i}")
+            }});
+            let path = path.clone();
+            let env = &env;
+            async move { (i, env.call("PATCH", &path, user, Some(body)).await) }
+        }))
+        .await;
+        let winners: Vec<usize> = replies
+            .iter()
+            .filter(|(_, r)| r.status == 200)
+            .map(|(i, _)| *i)
+            .collect();
+        for (_, reply) in replies.iter().filter(|(_, r)| r.status != 200) {
+            assert_problem(reply, 409, None);
+        }
+        assert!(!winners.is_empty(), "round {round}: nobody won");
+        let stored = env.call("GET", &path, user, None).await;
+        let username = stored.body["config"]["username"].as_str().unwrap();
+        let winner = winners
+            .iter()
+            .find(|i| username == format!("u{round}-{i}@example.com"))
+            .unwrap_or_else(|| panic!("round {round}: {username} is not a winner's"));
+        let secret = env.stored_secret("source", &id).await.unwrap();
+        assert!(
+            secret.contains(&format!("\"pw-{round}-{winner}\"")),
+            "round {round}: the username is request {winner}'s, the password another's"
+        );
+    }
+}
