@@ -955,22 +955,49 @@ fn activity_sk(at: DateTime<Utc>, event_id: &str) -> String {
 
 #[async_trait]
 impl ActivityLog for DynamoStore {
+    /// Once per user and event id: a marker item (`ACTIVITYID#{event_id}`) is put with the
+    /// activity item in one transaction, on condition that it does not exist yet, so an event
+    /// put on the bus again (with a new envelope time) is not counted twice in a summary.
     async fn record_activity(&self, item: &ActivityItem) -> Result<(), StoreError> {
+        let expires_at = n((item.at + ACTIVITY_RETENTION).timestamp());
         let mut attrs = to_item(item)?;
         attrs.insert(PK.into(), s(user_pk(&item.user_id)));
         attrs.insert(SK.into(), s(activity_sk(item.at, &item.event_id)));
-        attrs.insert(
-            EXPIRES_AT.into(),
-            n((item.at + ACTIVITY_RETENTION).timestamp()),
-        );
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(attrs))
+        attrs.insert(EXPIRES_AT.into(), expires_at.clone());
+        let marker = HashMap::from([
+            (PK.to_string(), s(user_pk(&item.user_id))),
+            (SK.to_string(), s(format!("ACTIVITYID#{}", item.event_id))),
+            (EXPIRES_AT.to_string(), expires_at),
+        ]);
+        let built = |put: aws_sdk_dynamodb::types::builders::PutBuilder| {
+            put.table_name(&self.table)
+                .build()
+                .map(|put| TransactWriteItem::builder().put(put).build())
+                .map_err(|e| StoreError::Corrupt(e.to_string()))
+        };
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(built(
+                Put::builder()
+                    .set_item(Some(marker))
+                    .condition_expression("attribute_not_exists(pk)"),
+            )?)
+            .transact_items(built(Put::builder().set_item(Some(attrs)))?)
             .send()
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // The marker exists (or another worker is writing it): already recorded.
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_transaction_canceled_exception()) =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(unavailable(err)),
+        }
     }
 
     async fn activity_between(

@@ -145,7 +145,8 @@ pub const SLOT_RETRIES: Grant = Grant {
 
 // ---- DynamoDB: `DynamoStore` as `ActivityLog`
 
-/// `record_activity` and `save_published_summary`: `PutItem`.
+/// `record_activity` (a `TransactWriteItems` of two `Put`s: the entry and its once-per-event
+/// marker) and `save_published_summary`: `PutItem`.
 pub const ACTIVITY_WRITE: Grant = Grant {
     name: "ACTIVITY_WRITE",
     resource: Resource::Table,
@@ -283,7 +284,7 @@ pub const SDK_OPERATIONS: &[(&str, &[&str])] = &[
     ("update_item", &["dynamodb:UpdateItem"]),
     ("delete_item", &["dynamodb:DeleteItem"]),
     ("query", &["dynamodb:Query"]),
-    // claim_schedule_slot's transaction: one Update and one Put.
+    // claim_schedule_slot's transaction (an Update and a Put); record_activity's (two Puts).
     (
         "transact_write_items",
         &["dynamodb:UpdateItem", "dynamodb:PutItem"],

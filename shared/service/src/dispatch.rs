@@ -155,9 +155,12 @@ impl Dispatcher {
             &event.section.id,
             event.comment.as_ref().map(|c| c.id.as_str()),
         );
-        let at = event.occurred_at.unwrap_or_else(Utc::now);
+        // The upstream app's time, but never in the future: a wrong clock must not make an
+        // entry outlive its retention or land in a later day's summary.
+        let now = Utc::now();
+        let at = event.occurred_at.map_or(now, |t| t.min(now));
         for recipient in &event.recipients {
-            // Kept a few days for the recipient's Daily Summary; idempotent per event.
+            // Kept a few days for the recipient's Daily Summary; once per event id.
             self.activity
                 .record_activity(&ActivityItem {
                     user_id: recipient.user_id.clone(),

@@ -470,3 +470,52 @@ async fn a_rate_limit_wait_that_fits_the_budget_is_waited_out_and_sent_once() {
     );
     assert_eq!(sleeper.0.lock().unwrap().len(), 1, "no second wait");
 }
+
+#[tokio::test]
+async fn an_event_put_again_is_one_entry_of_the_daily_summary_and_never_in_the_future() {
+    let env = TestEnv::start().await;
+    let user = "summary-once";
+    let put = |time: &str| {
+        json!({
+            "id": format!("eb-{time}"), "detail-type": "SectionCommented", "source": "knowledge.app",
+            "time": time,
+            "detail": commented("again-1", json!([{"user_id": user, "role": "creator"}]))
+        })
+    };
+    // The same event id put twice, minutes apart, as an upstream retry would.
+    for time in ["2026-12-04T06:55:37Z", "2026-12-04T07:00:12Z"] {
+        notify_events::handle(&env.dispatcher, None, notify_testkit::deadline(), put(time))
+            .await
+            .unwrap();
+    }
+    let day = |to: &str| {
+        let to: chrono::DateTime<chrono::Utc> = to.parse().unwrap();
+        (to - chrono::Duration::hours(24), to)
+    };
+    let (from, to) = day("2026-12-04T08:00:00Z");
+    let items = env
+        .dispatcher
+        .activity
+        .activity_between(user, from, to, 100)
+        .await
+        .unwrap();
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(items[0].at.to_rfc3339(), "2026-12-04T06:55:37+00:00");
+
+    // An event from a clock running years ahead is recorded at the time it arrived.
+    let before = chrono::Utc::now();
+    let mut future = put("9999-12-31T23:59:59Z");
+    future["detail"]["event_id"] = json!("from-the-future");
+    notify_events::handle(&env.dispatcher, None, notify_testkit::deadline(), future)
+        .await
+        .unwrap();
+    let now = chrono::Utc::now();
+    let items = env
+        .dispatcher
+        .activity
+        .activity_between(user, before - chrono::Duration::seconds(1), now, 100)
+        .await
+        .unwrap();
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert!(items[0].at >= before && items[0].at <= now, "{items:?}");
+}
