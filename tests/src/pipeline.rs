@@ -7,6 +7,10 @@ use notify_domain::SectionEventName;
 use notify_service::Dispatcher;
 use serde_json::json;
 
+/// The `source` the upstream app puts its events with (the template's `UpstreamEventSource`
+/// default); the local rule matches only it, as the deployed one does.
+pub const UPSTREAM_SOURCE: &str = "knowledge.app";
+
 pub struct Pipeline {
     pub bus: String,
     pub queue_url: String,
@@ -52,7 +56,10 @@ pub async fn create(aws: &SdkConfig, name: &str) -> Pipeline {
         .put_rule()
         .name(format!("{name}-section-events"))
         .event_bus_name(name)
-        .event_pattern(json!({"detail-type": detail_types}).to_string())
+        // As the deployment's rule: the upstream app's source and the handled detail-types.
+        .event_pattern(
+            json!({"source": [UPSTREAM_SOURCE], "detail-type": detail_types}).to_string(),
+        )
         .send()
         .await
         .expect("put rule");
@@ -104,7 +111,7 @@ pub async fn put_event(
         .entries(
             aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
                 .event_bus_name(bus)
-                .source("knowledge.app")
+                .source(UPSTREAM_SOURCE)
                 .detail_type(detail_type)
                 .detail(detail.to_string())
                 .build(),

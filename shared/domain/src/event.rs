@@ -221,8 +221,14 @@ impl SectionEvent {
 
         let mut problems = Problems::default();
         let event_id = detail.event_id.unwrap_or(envelope.id);
-        if event_id.trim().is_empty() || event_id.len() > 256 {
-            problems.push("detail.event_id", "must be 1 to 256 characters");
+        if event_id.trim().is_empty()
+            || event_id.chars().count() > 256
+            || event_id.chars().any(char::is_control)
+        {
+            problems.push(
+                "detail.event_id",
+                "must be 1 to 256 characters without control characters",
+            );
         }
         check_text(
             &mut problems,
@@ -377,5 +383,24 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(event.event_id, "eb-1");
+    }
+
+    #[test]
+    fn event_ids_are_counted_in_characters_and_refuse_control_characters() {
+        let with_id = |id: &str| {
+            SectionEvent::from_envelope(envelope(
+                "SectionSubscribed",
+                json!({"event_id": id, "section": {"id": "1", "title": "t"},
+                       "recipients": [{"user_id": "u", "role": "creator"}]}),
+            ))
+        };
+        let err = with_id("e-ctl\u{0}x").unwrap_err();
+        assert_eq!(err.first_field(), Some("detail.event_id"));
+        // 256 characters of three bytes each: within the limit; one more is not.
+        assert!(with_id(&"通".repeat(256)).is_ok());
+        assert_eq!(
+            with_id(&"通".repeat(257)).unwrap_err().first_field(),
+            Some("detail.event_id")
+        );
     }
 }

@@ -359,13 +359,11 @@ fn normalise(
                     ))
                 }
             };
-            let numeric = chat
-                .strip_prefix('-')
-                .unwrap_or(&chat)
-                .chars()
-                .all(|c| c.is_ascii_digit())
-                && !chat.trim_start_matches('-').is_empty()
-                && chat.trim_start_matches('-').len() <= 20;
+            // Telegram's chat ids are signed 64-bit integers, written without leading zeros.
+            let digits = chat.strip_prefix('-').unwrap_or(&chat);
+            let numeric = chat.parse::<i64>().is_ok_and(|id| id != 0)
+                && !digits.starts_with('0')
+                && digits.chars().all(|c| c.is_ascii_digit());
             let username = chat.strip_prefix('@').is_some_and(|u| {
                 (5..=32).contains(&u.len())
                     && u.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
@@ -613,5 +611,25 @@ mod tests {
         assert!(normalise(FieldFormat::TelegramChatId, &json!("@my_channel"), &p).is_ok());
         assert!(normalise(FieldFormat::TelegramChatId, &json!("12ab"), &p).is_err());
         assert!(normalise(FieldFormat::TelegramChatId, &json!("-"), &p).is_err());
+        // Beyond i64, zero, or written with leading zeros: not an id Telegram can have.
+        for bad in [
+            "99999999999999999999",
+            "-0",
+            "0",
+            "00000000000000000001",
+            "-01",
+            "+5",
+        ] {
+            assert!(
+                normalise(FieldFormat::TelegramChatId, &json!(bad), &p).is_err(),
+                "{bad}"
+            );
+        }
+        assert!(normalise(
+            FieldFormat::TelegramChatId,
+            &json!("9223372036854775807"),
+            &p
+        )
+        .is_ok());
     }
 }

@@ -98,6 +98,10 @@ pub fn check_link(problems: &mut Problems, field: &str, value: &str) {
             if value.len() > 2048 {
                 problems.push(field, "must be at most 2048 bytes");
             }
+            // `https://app.example.com@evil.example/` reads as one host and goes to another.
+            if !u.username().is_empty() || u.password().is_some() {
+                problems.push(field, "must not contain a user name or password");
+            }
         }
         Ok(_) => problems.push(field, "must be an absolute http or https URL"),
         Err(e) => problems.push(field, format!("is not a valid URL ({e})")),
@@ -145,8 +149,18 @@ mod tests {
             "https://cdn.example.com/a.png",
             &strict,
         );
+        check_fetched_link(
+            &mut problems,
+            "cover",
+            "https://cdn.example.com@evil.example/a.png",
+            &strict,
+        );
         let errors = problems.into_result().unwrap_err().errors;
-        assert_eq!(errors.len(), 1);
+        assert_eq!(errors.len(), 2);
+        assert_eq!(
+            errors[1].message,
+            "must not contain a user name or password"
+        );
         assert_eq!(
             errors[0].message,
             "must be on a public host: 169.254.169.254 is not a public internet address"

@@ -674,6 +674,19 @@ fn the_event_rule_and_sources_match_the_code() {
                 "{id} must be on the section-events bus, not the default bus"
             ));
         }
+        // Only the upstream app's source reaches the function.
+        let sources: Vec<Option<String>> = prop(rule, "EventPattern")
+            .and_then(|p| p.get("source"))
+            .and_then(Value::as_sequence)
+            .into_iter()
+            .flatten()
+            .map(sub_text)
+            .collect();
+        if sources != [Some("${UpstreamEventSource}".to_string())] {
+            problems.push(format!(
+                "{id} must match source UpstreamEventSource only, not {sources:?}"
+            ));
+        }
     }
     // The events function answers SQS batches with per-record failures.
     let partial = prop(events.resource, "Events")
