@@ -126,18 +126,22 @@ impl IntoResponse for ApiError {
         if let ApiError::Unavailable(detail) | ApiError::Internal(detail) = &self {
             tracing::error!(status = status.as_u16(), error = %detail, "request failed");
         }
-        let (field, errors) = match &self {
+        let (field, mut errors) = match &self {
             ApiError::Validation(v) => (v.first_field().map(str::to_string), v.errors.clone()),
             ApiError::BadRequest { field, .. } => (field.clone(), Vec::new()),
             ApiError::NotFound { field, .. } => (field.map(str::to_string), Vec::new()),
             _ => (None, Vec::new()),
         };
+        for error in &mut errors {
+            error.field = capped(std::mem::take(&mut error.field));
+            error.message = capped(std::mem::take(&mut error.message));
+        }
         let problem = Problem {
             kind: format!("urn:notify:problem:{slug}"),
             title,
             status: status.as_u16(),
-            detail: self.to_string(),
-            field,
+            detail: capped(self.to_string()),
+            field: field.map(capped),
             errors,
         };
         let body = serde_json::to_vec(&problem).unwrap_or_default();
@@ -153,5 +157,40 @@ impl IntoResponse for ApiError {
             );
         }
         response
+    }
+}
+
+/// Longest text a problem repeats back. Messages quote the caller's values (an unknown
+/// timezone, a field name), which can be as long as the body allows.
+const MAX_PROBLEM_TEXT_CHARS: usize = 300;
+
+fn capped(text: String) -> String {
+    match text.char_indices().nth(MAX_PROBLEM_TEXT_CHARS) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_problem_repeats_at_most_a_bounded_part_of_what_the_caller_sent() {
+        let long = "Mars/".repeat(2_000);
+        let response = ApiError::field("schedule.timezone", format!("unknown timezone '{long}'"))
+            .into_response();
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let message = problem["errors"][0]["message"].as_str().unwrap();
+        assert_eq!(message.chars().count(), MAX_PROBLEM_TEXT_CHARS + 1);
+        assert!(message.starts_with("unknown timezone 'Mars/Mars/"));
+        assert!(message.ends_with('…'));
+        assert!(body.len() < 2_000, "{} bytes", body.len());
+        // Short texts are left alone.
+        assert_eq!(capped("fine".into()), "fine");
     }
 }

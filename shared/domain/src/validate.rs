@@ -63,6 +63,12 @@ pub struct ValidationPolicy {
     pub allow_local_endpoints: bool,
 }
 
+/// Characters that render as nothing: zero-width spaces and joiners, the byte-order mark, word
+/// joiners and invisible operators. A name made only of these looks empty wherever it is shown.
+fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}' | '\u{180E}')
+}
+
 /// Checks a free-text field: trimmed non-empty when required, at most `max` characters,
 /// no control characters (they break headers and provider payloads).
 pub fn check_text(
@@ -72,8 +78,8 @@ pub fn check_text(
     max_chars: usize,
     allow_newlines: bool,
 ) {
-    if value.trim().is_empty() {
-        problems.push(field, "must not be empty");
+    if value.chars().all(|c| c.is_whitespace() || is_invisible(c)) {
+        problems.push(field, "must not be empty (or only invisible characters)");
         return;
     }
     let count = value.chars().count();
@@ -132,6 +138,22 @@ pub fn check_fetched_link(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_made_only_of_invisible_characters_is_empty() {
+        for blank in ["", "  ", "\u{200B}", "\u{FEFF}\u{200B} \u{2060}"] {
+            let mut problems = Problems::default();
+            check_text(&mut problems, "name", blank, 100, false);
+            let errors = problems.into_result().unwrap_err().errors;
+            assert_eq!(
+                errors[0].message, "must not be empty (or only invisible characters)",
+                "{blank:?}"
+            );
+        }
+        let mut problems = Problems::default();
+        check_text(&mut problems, "name", "a\u{200B}b", 100, false);
+        assert!(problems.into_result().is_ok());
+    }
 
     #[test]
     fn fetched_links_must_be_public_unless_local_endpoints_are_allowed() {
