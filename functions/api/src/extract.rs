@@ -194,6 +194,50 @@ impl<T: DeserializeOwned + Default> FromRequest<AppState> for OptionalJsonBody<T
     }
 }
 
+/// A JSON object whose keys are each given once. serde_json keeps the last of repeated keys
+/// silently; in a `config`, `{"host": "a.example", "host": "127.0.0.1"}` would then say one
+/// thing to a reader and another to the service.
+pub fn unique_keys<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<serde_json::Map<String, serde_json::Value>, D::Error> {
+    struct Visitor;
+    impl<'de> serde::de::Visitor<'de> for Visitor {
+        type Value = serde_json::Map<String, serde_json::Value>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = serde_json::Map::new();
+            while let Some((key, value)) = map.next_entry::<String, serde_json::Value>()? {
+                if out.contains_key(&key) {
+                    return Err(serde::de::Error::custom(format_args!(
+                        "duplicate field `{key}`"
+                    )));
+                }
+                out.insert(key, value);
+            }
+            Ok(out)
+        }
+    }
+    deserializer.deserialize_map(Visitor)
+}
+
+/// [`unique_keys`] for an optional object (`null` or absent is `None`).
+pub fn unique_keys_opt<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<serde_json::Map<String, serde_json::Value>>, D::Error> {
+    struct Unique(serde_json::Map<String, serde_json::Value>);
+    impl<'de> Deserialize<'de> for Unique {
+        fn deserialize<D2: serde::Deserializer<'de>>(d: D2) -> Result<Self, D2::Error> {
+            unique_keys(d).map(Unique)
+        }
+    }
+    Ok(Option::<Unique>::deserialize(deserializer)?.map(|u| u.0))
+}
+
 /// Parses JSON; syntax errors are 400, shape errors 422 with the path of the field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
@@ -231,7 +275,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 /// message; the path stops at the object holding it (inside an internally tagged enum such as
 /// `trigger` or `content`, at the enum).
 fn field_path(path: &str, message: &str) -> String {
-    let named = ["missing field `", "unknown field `"]
+    let named = ["missing field `", "unknown field `", "duplicate field `"]
         .iter()
         .find_map(|prefix| message.strip_prefix(prefix)?.split('`').next());
     match (path, named) {

@@ -45,7 +45,7 @@ impl Role {
 pub struct CreateBody {
     name: String,
     kind: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::extract::unique_keys")]
     config: Map<String, Value>,
 }
 
@@ -56,6 +56,7 @@ pub struct PatchBody {
     kind: Option<String>,
     /// Fields to change; a field set to `null` is removed (optional fields only). Secret
     /// fields left out keep their stored value.
+    #[serde(default, deserialize_with = "crate::extract::unique_keys_opt")]
     config: Option<Map<String, Value>>,
 }
 

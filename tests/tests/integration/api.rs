@@ -865,3 +865,44 @@ async fn a_patch_refused_as_a_conflict_changes_nothing_not_even_the_secret() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_config_field_given_twice_is_refused_not_silently_replaced() {
+    let env = TestEnv::start().await;
+    let body = r#"{"name": "m", "kind": "email", "config": {"host": "smtp.example.com",
+        "port": 587, "username": "bot@example.com", "password": "pw", "host": "127.0.0.1"}}"#;
+    let reply = env
+        .call_raw(
+            "POST",
+            "/sources",
+            Some("dup"),
+            Some(body),
+            "application/json",
+        )
+        .await;
+    assert_problem(&reply, 422, Some("config.host"));
+    assert!(
+        reply.raw.contains("duplicate field `host`"),
+        "{}",
+        reply.raw
+    );
+    let created = env
+        .call("POST", "/sources", Some("dup"), Some(email_source("pw")))
+        .await;
+    let id = created.body["id"].as_str().unwrap();
+    let patch = r#"{"config": {"port": 465, "port": 25}}"#;
+    let reply = env
+        .call_raw(
+            "PATCH",
+            &format!("/sources/{id}"),
+            Some("dup"),
+            Some(patch),
+            "application/json",
+        )
+        .await;
+    assert_problem(&reply, 422, Some("config.port"));
+    let stored = env
+        .call("GET", &format!("/sources/{id}"), Some("dup"), None)
+        .await;
+    assert_eq!(stored.body["config"]["port"], 587, "{}", stored.raw);
+}
