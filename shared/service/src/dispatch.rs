@@ -13,7 +13,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
 use notify_channels::{ChannelRegistry, Outcome, SendRequest};
-use notify_domain::event::SectionEvent;
+use notify_domain::event::{Recipient, RecipientRole, SectionEvent};
 use notify_domain::schedule::Schedule;
 use notify_domain::{
     ActivityItem, ActivityLog, Claim, ClaimEnd, ConfigStore, Content, Delivery, DeliveryCause,
@@ -150,7 +150,6 @@ impl Dispatcher {
         event: &SectionEvent,
         deadline: Instant,
     ) -> Result<EventReport, DispatchError> {
-        let mut jobs = Vec::new();
         let link = self.templates.section_link(
             &event.section.id,
             event.comment.as_ref().map(|c| c.id.as_str()),
@@ -159,27 +158,22 @@ impl Dispatcher {
         // entry outlive its retention or land in a later day's summary.
         let now = Utc::now();
         let at = event.occurred_at.map_or(now, |t| t.min(now));
-        for recipient in &event.recipients {
-            // Kept a few days for the recipient's Daily Summary; once per event id.
-            self.activity
-                .record_activity(&ActivityItem {
-                    user_id: recipient.user_id.clone(),
-                    event: event.name,
-                    event_id: event.event_id.clone(),
-                    section_id: event.section.id.clone(),
-                    section_title: event.section.title.clone(),
-                    actor: event.actor.clone(),
-                    link: link.clone(),
-                    at,
-                })
-                .await?;
-            for task in self
-                .config
-                .tasks_for_event(&recipient.user_id, event.name)
-                .await?
-            {
-                jobs.push((recipient.role, task));
-            }
+        // Each recipient costs two DynamoDB calls (the activity entry, the tasks for the event):
+        // done a bounded number at a time, a thousand recipients take a fraction of the time.
+        // Futures collected first: a stream over a borrowing closure trips rustc's Send check
+        // where the handler is spawned.
+        let lookups: Vec<_> = event
+            .recipients
+            .iter()
+            .map(|recipient| self.recipient_jobs(event, recipient, &link, at))
+            .collect();
+        let lookups: Vec<Result<Vec<(RecipientRole, Task)>, StoreError>> = stream::iter(lookups)
+            .buffered(EVENT_CONCURRENCY)
+            .collect()
+            .await;
+        let mut jobs = Vec::new();
+        for lookup in lookups {
+            jobs.extend(lookup?);
         }
         let attempts: Vec<Attempt> = stream::iter(jobs)
             .map(|(role, task)| async move {
@@ -227,6 +221,37 @@ impl Dispatcher {
             });
         }
         Ok(report)
+    }
+
+    /// Records the event in `recipient`'s activity (kept a few days for their Daily Summary,
+    /// once per event id) and returns their enabled tasks for it.
+    async fn recipient_jobs(
+        &self,
+        event: &SectionEvent,
+        recipient: &Recipient,
+        link: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<(RecipientRole, Task)>, StoreError> {
+        self.activity
+            .record_activity(&ActivityItem {
+                user_id: recipient.user_id.clone(),
+                event: event.name,
+                event_id: event.event_id.clone(),
+                section_id: event.section.id.clone(),
+                section_title: event.section.title.clone(),
+                actor: event.actor.clone(),
+                link: link.to_string(),
+                at,
+            })
+            .await?;
+        let tasks = self
+            .config
+            .tasks_for_event(&recipient.user_id, event.name)
+            .await?;
+        Ok(tasks
+            .into_iter()
+            .map(|task| (recipient.role, task))
+            .collect())
     }
 
     /// Fires every due schedule slot once. Stops claiming new slots when `deadline` is near;
