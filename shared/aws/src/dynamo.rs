@@ -702,6 +702,7 @@ impl DeliveryLog for DynamoStore {
         &self,
         key: &str,
         delivery: &Delivery,
+        leased_until: DateTime<Utc>,
         end: ClaimEnd,
     ) -> Result<(), StoreError> {
         let retry_from = match end {
@@ -720,6 +721,10 @@ impl DeliveryLog for DynamoStore {
             .table_name(&self.table)
             .key(PK, s(format!("CLAIM#{key}")))
             .key(SK, s("CLAIM"))
+            .condition_expression("#state = :pending AND lease_until = :mine")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":mine", lease_end(leased_until))
             .expression_attribute_values(":at", retry_from);
         let update = if matches!(delivery.cause, DeliveryCause::Schedule { .. }) {
             update
@@ -728,8 +733,19 @@ impl DeliveryLog for DynamoStore {
         } else {
             update.update_expression("SET lease_until = :at")
         };
-        update.send().await.map_err(unavailable)?;
-        self.put_delivery(delivery).await
+        match update.send().await {
+            Ok(_) => self.put_delivery(delivery).await,
+            // Taken over (or finished) by another worker meanwhile: it owns claim and record.
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                tracing::warn!(key, delivery_id = %delivery.id, "the claim was taken over before this attempt ended; leaving it and its record to the new owner");
+                Ok(())
+            }
+            Err(err) => Err(unavailable(err)),
+        }
     }
 
     async fn close_claim(&self, key: &str) -> Result<(), StoreError> {

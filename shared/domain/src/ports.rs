@@ -159,10 +159,14 @@ pub trait DeliveryLog: Send + Sync {
 
     /// Ends the claim as `end` says, then records the outcome of the delivery. The claim goes
     /// first: should the record then fail, the claim is still never sent again by mistake.
+    /// `leased_until` is the lease this worker claimed with: a claim another worker has taken
+    /// over since (its lease differs) is left to that worker, record and all, so a late finisher
+    /// can neither shorten the new owner's lease nor overwrite its record. `Done` always closes.
     async fn finish_delivery(
         &self,
         key: &str,
         delivery: &Delivery,
+        leased_until: DateTime<Utc>,
         end: ClaimEnd,
     ) -> Result<(), StoreError>;
 

@@ -514,7 +514,7 @@ impl Dispatcher {
                         delivery.provider_message = Some(reason.into());
                         delivery.updated_at = Utc::now();
                         self.deliveries
-                            .finish_delivery(&retry.key, &delivery, ClaimEnd::Done)
+                            .finish_delivery(&retry.key, &delivery, lease_until, ClaimEnd::Done)
                             .await
                     }
                     Ok(Claim::AlreadyDone) => return Attempt::Duplicate,
@@ -720,7 +720,11 @@ impl Dispatcher {
         if let Some(outcome) = &outcome {
             self.apply_to_target(task, outcome).await;
         }
-        if let Err(err) = self.deliveries.finish_delivery(key, &delivery, end).await {
+        if let Err(err) = self
+            .deliveries
+            .finish_delivery(key, &delivery, lease_until, end)
+            .await
+        {
             warn!(delivery_id = %delivery.id, error = %err, "could not record delivery outcome");
             // A claim left pending is taken over once its lease runs out (a slot's by the
             // scheduler), which would send a finished delivery again: close it at least.

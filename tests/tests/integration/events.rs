@@ -519,3 +519,82 @@ async fn an_event_put_again_is_one_entry_of_the_daily_summary_and_never_in_the_f
     assert_eq!(items.len(), 1, "{items:?}");
     assert!(items[0].at >= before && items[0].at <= now, "{items:?}");
 }
+
+#[tokio::test]
+async fn a_late_finisher_cannot_shorten_the_lease_of_the_worker_that_took_its_claim_over() {
+    use notify_domain::{Claim, ClaimEnd, Delivery, DeliveryCause, DeliveryStatus};
+    let env = TestEnv::start().await;
+    let store = &env.dispatcher.deliveries;
+    let now = chrono::Utc::now();
+    let pending = Delivery {
+        id: "dlv-late".into(),
+        user_id: "late-user".into(),
+        task_id: "t".into(),
+        source_id: "s".into(),
+        target_id: "g".into(),
+        kind: notify_domain::ChannelKind::Telegram,
+        cause: DeliveryCause::Event {
+            event: notify_domain::SectionEventName::SectionUpdated,
+            event_id: "e-late".into(),
+        },
+        status: DeliveryStatus::Pending,
+        provider_code: None,
+        provider_message: None,
+        provider_message_id: None,
+        title: "t".into(),
+        body: "b".into(),
+        link: None,
+        cover_url: None,
+        attempts: 0,
+        read: false,
+        created_at: now,
+        updated_at: now,
+    };
+    let key = "event:e-late:t";
+    let claim = |lease_secs: i64| {
+        let pending = pending.clone();
+        async move {
+            store
+                .claim_delivery(
+                    key,
+                    &pending,
+                    chrono::Utc::now() + chrono::Duration::seconds(lease_secs),
+                )
+                .await
+                .unwrap()
+        }
+    };
+    // A claims with a 1 s lease and stalls; B takes the claim over once that has run out.
+    let a_lease = chrono::Utc::now() + chrono::Duration::seconds(1);
+    let granted = store.claim_delivery(key, &pending, a_lease).await.unwrap();
+    assert!(matches!(granted, Claim::Granted(_)), "{granted:?}");
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    assert!(matches!(claim(60).await, Claim::Granted(_)));
+
+    // A wakes up and ends its attempt as retryable: due again in a second, it says.
+    let mut failed = pending.clone();
+    failed.status = DeliveryStatus::Failed;
+    failed.provider_code = Some("A-late".into());
+    store
+        .finish_delivery(
+            key,
+            &failed,
+            a_lease,
+            ClaimEnd::RetryAt(chrono::Utc::now() + chrono::Duration::seconds(1)),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    // B's lease stands: nobody else may take the claim, and B's record is not A's.
+    assert!(matches!(claim(60).await, Claim::InProgress));
+    let record = store
+        .get_delivery("late-user", "dlv-late")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(
+        record.provider_code.as_deref(),
+        Some("A-late"),
+        "{record:?}"
+    );
+}
