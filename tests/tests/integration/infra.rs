@@ -840,3 +840,64 @@ fn cfn_lint_reports_nothing() {
         out.status.code()
     );
 }
+
+/// Names that `v` refers to: `Ref` arguments and `${Name}` in `Sub` texts, anywhere inside it
+/// (conditions count: they refer to parameters with `Ref`).
+fn referenced_names(v: &Value, out: &mut BTreeSet<String>) {
+    if let Some((name, arg)) = intrinsic(v) {
+        match (name.as_str(), arg) {
+            ("Ref", Value::String(x)) => {
+                out.insert(x.clone());
+            }
+            ("Sub", Value::String(text)) => sub_names(text, out),
+            ("Sub", Value::Sequence(parts)) => {
+                if let Some(Value::String(text)) = parts.first() {
+                    sub_names(text, out);
+                }
+                parts.iter().skip(1).for_each(|p| referenced_names(p, out));
+            }
+            _ => referenced_names(arg, out),
+        }
+        return;
+    }
+    match v {
+        Value::Mapping(m) => m.values().for_each(|x| referenced_names(x, out)),
+        Value::Sequence(s) => s.iter().for_each(|x| referenced_names(x, out)),
+        Value::Tagged(t) => referenced_names(&t.value, out),
+        _ => {}
+    }
+}
+
+fn sub_names(text: &str, out: &mut BTreeSet<String>) {
+    for piece in text.split("${").skip(1) {
+        if let Some(name) = piece.split('}').next() {
+            out.insert(name.split('.').next().unwrap_or(name).to_string());
+        }
+    }
+}
+
+/// A parameter nothing uses is a setting the operator can change to no effect: typically a
+/// function variable whose wiring was lost (cfn-lint does not notice through SAM).
+#[test]
+fn every_parameter_is_used() {
+    let t = Template::load();
+    let mut used = BTreeSet::new();
+    for section in ["Conditions", "Resources", "Outputs", "Globals"] {
+        if let Some(v) = t.root.get(section) {
+            referenced_names(v, &mut used);
+        }
+    }
+    let unused: Vec<&str> = t
+        .root
+        .get("Parameters")
+        .and_then(Value::as_mapping)
+        .expect("the template has Parameters")
+        .keys()
+        .filter_map(Value::as_str)
+        .filter(|p| !used.contains(*p))
+        .collect();
+    assert!(
+        unused.is_empty(),
+        "parameters of {TEMPLATE} that nothing uses: {unused:?}"
+    );
+}
