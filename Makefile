@@ -61,15 +61,21 @@ clean: services-down ## remove build output, the virtualenv and local state
 .PHONY: build deploy infra-lint coldstart
 
 # `make build` installs its tools itself: cargo-lambda and zig into .venv (pinned in
-# infra/requirements.txt) and Rust's arm64 standard library. Offline, it builds for this machine.
+# infra/requirements.txt) and Rust's arm64 standard library. When they cannot be installed
+# (offline, no rustup) infra/build.sh builds for this machine instead and says what is missing.
 BUILD_TOOLS := $(VENV)/.build-tools
 
-$(BUILD_TOOLS): infra/requirements.txt $(VENV)/.installed
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r infra/requirements.txt
-	-rustup target add aarch64-unknown-linux-gnu
-	touch $@
+$(BUILD_TOOLS): infra/requirements.txt
+	@test -x $(VENV)/bin/pip || $(PYTHON) -m venv $(VENV)
+	@if $(VENV)/bin/pip install --quiet --disable-pip-version-check -r infra/requirements.txt; then \
+	  touch $@; \
+	else \
+	  echo "note: could not install cargo-lambda and zig (offline?)"; \
+	fi
 
 build: $(BUILD_TOOLS) ## release builds of the functions: target/lambda/<fn>/bootstrap.zip (arm64, via cargo-lambda)
+	@rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1 || \
+	  echo "note: could not add Rust's aarch64-unknown-linux-gnu standard library (no rustup, or offline)"
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" infra/build.sh
 
 coldstart: venv ## cold start and peak memory of the three release binaries (host build, moto, a local Runtime API)

@@ -33,12 +33,10 @@ install_hint() {
 
 have_cargo_lambda() { cargo lambda --version >/dev/null 2>&1; }
 have_zig() { command -v zig >/dev/null 2>&1 || python3 -c 'import ziglang' >/dev/null 2>&1; }
-# Without rustup (a distribution's Rust, say) assume the target is there and let cargo say.
+# Rust's standard library for arm64 Linux is in the toolchain's sysroot (with or without rustup).
 have_arm64_std() {
-  ! command -v rustup >/dev/null 2>&1 ||
-    rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu
+  [[ -d "$(rustc --print sysroot 2>/dev/null)/lib/rustlib/aarch64-unknown-linux-gnu" ]]
 }
-host_is_arm64() { [[ "$(uname -m)" == aarch64 || "$(uname -m)" == arm64 ]]; }
 
 zip_bootstrap() { # zip_bootstrap DIR: DIR/bootstrap → DIR/bootstrap.zip (keeps the exec bit)
   local dir=$1

@@ -31,12 +31,12 @@ start() {
     echo "$name: already listening on 127.0.0.1:$port"
     return
   fi
-  nohup "$@" >"$STATE/$name.log" 2>&1 &
-  # One pid file per port, so stacks on other ports (another checkout's or a helper's) are
-  # never stopped by this one.
+  # One pid file and log per port, so stacks on other ports (another checkout's or a helper's)
+  # are never stopped or overwritten by this one.
+  nohup "$@" >"$STATE/$name.$port.log" 2>&1 &
   echo $! >"$STATE/$name.$port.pid"
-  wait_port "$port" "$name" "$STATE/$name.log"
-  echo "$name: listening on 127.0.0.1:$port (log: .local/$name.log)"
+  wait_port "$port" "$name" "$STATE/$name.$port.log"
+  echo "$name: listening on 127.0.0.1:$port (log: .local/$name.$port.log)"
 }
 
 up() {
@@ -50,7 +50,8 @@ up() {
 }
 
 down() {
-  for pidfile in "$STATE/smtp.$SMTP_PORT.pid" "$STATE/moto.$MOTO_PORT.pid"; do
+  # (`smtp.pid` and `moto.pid`: left by older versions of this script.)
+  for pidfile in "$STATE/smtp.$SMTP_PORT.pid" "$STATE/moto.$MOTO_PORT.pid" "$STATE/smtp.pid" "$STATE/moto.pid"; do
     if [ -f "$pidfile" ]; then
       kill "$(cat "$pidfile")" 2>/dev/null || true
       rm -f "$pidfile"

@@ -226,7 +226,8 @@ pub fn target_view(state: &AppState, t: Target) -> ResourceView {
     }
 }
 
-/// Stores new secret values (merged over the stored ones) before the item that refers to them.
+/// Stores new secret values, merged over the stored ones (a create writes them before its item, a
+/// patch after its version-checked save).
 async fn store_secrets(
     state: &AppState,
     user: &str,
@@ -276,12 +277,14 @@ fn check_kind_unchanged(kind: Option<String>, current: ChannelKind) -> Result<()
 
 /// What differs between a source and a target; the handlers below are written once for both.
 #[async_trait::async_trait]
-pub trait Configured: Sized + Send + Sync + 'static {
+pub trait Configured: Sized + Clone + Send + Sync + 'static {
     const ROLE: Role;
     const WHAT: &'static str;
     fn create(id: String, user: String, draft: Draft, now: DateTime<Utc>) -> Self;
     /// Applies an accepted update (bumping the version).
     fn update(self, draft: Draft, now: DateTime<Utc>) -> Self;
+    /// This state again, as version `version` (undoing an update that could not be finished).
+    fn restored(self, version: u64, now: DateTime<Utc>) -> Self;
     fn parts(&self) -> (&str, ChannelKind, &Map<String, Value>, &[String], u64);
     fn view(self, state: &AppState) -> ResourceView;
     /// Whether `task` uses the resource `id`.
@@ -311,6 +314,13 @@ impl Configured for Source {
             created_at: now,
             updated_at: now,
             version: 1,
+        }
+    }
+    fn restored(self, version: u64, now: DateTime<Utc>) -> Self {
+        Source {
+            version,
+            updated_at: now,
+            ..self
         }
     }
     fn update(self, draft: Draft, now: DateTime<Utc>) -> Self {
@@ -376,6 +386,13 @@ impl Configured for Target {
     }
     /// Any accepted update re-enables a target a provider had reported dead: the user has
     /// looked at it.
+    fn restored(self, version: u64, now: DateTime<Utc>) -> Self {
+        Target {
+            version,
+            updated_at: now,
+            ..self
+        }
+    }
     fn update(self, draft: Draft, now: DateTime<Utc>) -> Self {
         Target {
             name: draft.name,
@@ -495,11 +512,11 @@ pub async fn patch<R: Configured>(
     let name = body.name.unwrap_or_else(|| name.to_string());
     let draft = draft(&state, R::ROLE, spec, name, config, &existing)?;
     let new_secrets = draft.new_secrets.clone();
+    let previous = current.clone();
     let updated = current.update(draft, Utc::now());
     // The version-checked save decides which edit wins; only the winner then writes its
-    // secrets, so an edit answered 409 changes nothing, and the stored secret always belongs
-    // to the stored configuration. If writing the secret fails, the caller gets the error and
-    // can repeat the edit.
+    // secrets, so an edit answered 409 changes nothing, and the stored secret belongs to the
+    // stored configuration.
     updated
         .save(
             &state,
@@ -508,7 +525,23 @@ pub async fn patch<R: Configured>(
             },
         )
         .await?;
-    store_secrets(&state, &user, R::ROLE, &id, &new_secrets, true).await?;
+    if let Err(err) = store_secrets(&state, &user, R::ROLE, &id, &new_secrets, true).await {
+        // The secret was not written: put the previous configuration back (unless another
+        // edit has come in since), so the item never names a secret the store does not hold.
+        let undo = previous
+            .restored(version + 2, Utc::now())
+            .save(
+                &state,
+                WriteMode::Replace {
+                    expected_version: version + 1,
+                },
+            )
+            .await;
+        if let Err(undo) = undo {
+            tracing::error!(error = %undo, "could not undo an edit whose secret was not stored");
+        }
+        return Err(err);
+    }
     Ok(Json(updated.view(&state)))
 }
 

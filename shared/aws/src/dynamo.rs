@@ -725,7 +725,7 @@ impl DeliveryLog for DynamoStore {
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":pending", s("pending"))
             .expression_attribute_values(":mine", lease_end(leased_until))
-            .expression_attribute_values(":at", retry_from);
+            .expression_attribute_values(":at", retry_from.clone());
         let update = if matches!(delivery.cause, DeliveryCause::Schedule { .. }) {
             update
                 .update_expression("SET lease_until = :at, #due = :at")
@@ -735,12 +735,35 @@ impl DeliveryLog for DynamoStore {
         };
         match update.send().await {
             Ok(_) => self.put_delivery(delivery).await,
-            // Taken over (or finished) by another worker meanwhile: it owns claim and record.
             Err(err)
                 if err
                     .as_service_error()
                     .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
             {
+                // Either our own update went through and the SDK retried it (the claim now
+                // carries exactly what we wrote), or another worker took the claim over (or
+                // finished it) meanwhile and owns claim and record.
+                let claim = self
+                    .client
+                    .get_item()
+                    .table_name(&self.table)
+                    .key(PK, s(format!("CLAIM#{key}")))
+                    .key(SK, s("CLAIM"))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(unavailable)?
+                    .item
+                    .unwrap_or_default();
+                let ours = claim
+                    .get("state")
+                    .and_then(|v| v.as_s().ok())
+                    .map(String::as_str)
+                    == Some("pending")
+                    && claim.get("lease_until") == Some(&retry_from);
+                if ours {
+                    return self.put_delivery(delivery).await;
+                }
                 tracing::warn!(key, delivery_id = %delivery.id, "the claim was taken over before this attempt ended; leaving it and its record to the new owner");
                 Ok(())
             }
@@ -1002,16 +1025,21 @@ impl ActivityLog for DynamoStore {
             .transact_items(built(Put::builder().set_item(Some(attrs)))?)
             .send()
             .await;
+        // Cancelled because the marker exists: already recorded. Cancelled for anything else
+        // (throttling, a conflicting transaction) is an error, so the event is retried.
+        let marker_exists = |err: &SdkError<_, _>| {
+            err.as_service_error()
+                .and_then(|e: &aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError| match e {
+                    aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) => Some(c),
+                    _ => None,
+                })
+                .and_then(|c| c.cancellation_reasons().first())
+                .and_then(|reason| reason.code())
+                == Some("ConditionalCheckFailed")
+        };
         match result {
             Ok(_) => Ok(()),
-            // The marker exists (or another worker is writing it): already recorded.
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_transaction_canceled_exception()) =>
-            {
-                Ok(())
-            }
+            Err(err) if marker_exists(&err) => Ok(()),
             Err(err) => Err(unavailable(err)),
         }
     }

@@ -1,6 +1,6 @@
 //! The IAM permissions each function needs, in one place: `infra/template.yaml` grants each
 //! function's role exactly these (action, resource) pairs, and
-//! `tests/tests/infra.rs` fails when the two differ in either direction, when an adapter calls
+//! `tests/tests/integration/infra.rs` fails when the two differ in either direction, when an adapter calls
 //! an AWS operation missing from [`SDK_OPERATIONS`], or when an action here is not a real IAM
 //! action.
 //!

@@ -221,13 +221,14 @@ impl SectionEvent {
 
         let mut problems = Problems::default();
         let event_id = detail.event_id.unwrap_or(envelope.id);
+        // Bytes, not characters: the id is part of DynamoDB keys, which are limited in bytes.
         if event_id.trim().is_empty()
-            || event_id.chars().count() > 256
+            || event_id.len() > 256
             || event_id.chars().any(char::is_control)
         {
             problems.push(
                 "detail.event_id",
-                "must be 1 to 256 characters without control characters",
+                "must be 1 to 256 bytes (UTF-8) without control characters",
             );
         }
         check_text(
@@ -386,7 +387,7 @@ mod tests {
     }
 
     #[test]
-    fn event_ids_are_counted_in_characters_and_refuse_control_characters() {
+    fn event_ids_are_counted_in_bytes_and_refuse_control_characters() {
         let with_id = |id: &str| {
             SectionEvent::from_envelope(envelope(
                 "SectionSubscribed",
@@ -396,11 +397,12 @@ mod tests {
         };
         let err = with_id("e-ctl\u{0}x").unwrap_err();
         assert_eq!(err.first_field(), Some("detail.event_id"));
-        // 256 characters of three bytes each: within the limit; one more is not.
-        assert!(with_id(&"通".repeat(256)).is_ok());
+        // Three bytes a character: 85 of them are 255 bytes, 86 are 258.
+        assert!(with_id(&"通".repeat(85)).is_ok());
         assert_eq!(
-            with_id(&"通".repeat(257)).unwrap_err().first_field(),
+            with_id(&"通".repeat(86)).unwrap_err().first_field(),
             Some("detail.event_id")
         );
+        assert!(with_id(&"e".repeat(256)).is_ok());
     }
 }

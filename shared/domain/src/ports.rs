@@ -159,9 +159,10 @@ pub trait DeliveryLog: Send + Sync {
 
     /// Ends the claim as `end` says, then records the outcome of the delivery. The claim goes
     /// first: should the record then fail, the claim is still never sent again by mistake.
-    /// `leased_until` is the lease this worker claimed with: a claim another worker has taken
-    /// over since (its lease differs) is left to that worker, record and all, so a late finisher
-    /// can neither shorten the new owner's lease nor overwrite its record. `Done` always closes.
+    /// `leased_until` is the lease this worker claimed with: a release or retry of a claim
+    /// another worker has taken over since (its lease differs) is left to that worker, record
+    /// and all, so a late finisher can neither shorten the new owner's lease nor overwrite its
+    /// record. `Done` always closes: the message went out.
     async fn finish_delivery(
         &self,
         key: &str,

@@ -906,3 +906,66 @@ async fn a_config_field_given_twice_is_refused_not_silently_replaced() {
         .await;
     assert_eq!(stored.body["config"]["port"], 587, "{}", stored.raw);
 }
+
+/// A secret store whose writes fail, as Secrets Manager's do when it throttles or is down.
+struct FailingWrites(std::sync::Arc<dyn notify_domain::SecretStore>);
+
+#[async_trait::async_trait]
+impl notify_domain::SecretStore for FailingWrites {
+    async fn put_secrets(
+        &self,
+        _user: &str,
+        _owner: notify_domain::SecretOwner<'_>,
+        _bundle: &notify_domain::SecretBundle,
+    ) -> Result<(), notify_domain::SecretError> {
+        Err(notify_domain::SecretError::Unavailable(
+            "injected: the secret store is down".into(),
+        ))
+    }
+    async fn get_secrets(
+        &self,
+        owner: notify_domain::SecretOwner<'_>,
+    ) -> Result<notify_domain::SecretBundle, notify_domain::SecretError> {
+        self.0.get_secrets(owner).await
+    }
+    async fn delete_secrets(
+        &self,
+        owner: notify_domain::SecretOwner<'_>,
+    ) -> Result<(), notify_domain::SecretError> {
+        self.0.delete_secrets(owner).await
+    }
+}
+
+#[tokio::test]
+async fn an_edit_whose_secret_cannot_be_stored_is_undone() {
+    let mut env = TestEnv::start().await;
+    let user = Some("undo");
+    let created = env
+        .call("POST", "/sources", user, Some(email_source("pw-old")))
+        .await;
+    assert_eq!(created.status, 201, "{}", created.raw);
+    let id = created.body["id"].as_str().unwrap().to_string();
+    // From now on secret writes fail.
+    let mut dispatcher = env.dispatcher.clone();
+    dispatcher.secrets = std::sync::Arc::new(FailingWrites(dispatcher.secrets.clone()));
+    env.router = notify_api::router(notify_api::AppState { dispatcher });
+    let reply = env
+        .call(
+            "PATCH",
+            &format!("/sources/{id}"),
+            user,
+            Some(json!({"config": {"username": "new@example.com", "password": "pw-new"}})),
+        )
+        .await;
+    assert_problem(&reply, 503, None);
+    // The configuration is the one before the edit (at a newer version), and the secret too.
+    let stored = env.call("GET", &format!("/sources/{id}"), user, None).await;
+    assert_eq!(
+        stored.body["config"]["username"], "bot@example.com",
+        "{}",
+        stored.raw
+    );
+    assert_eq!(stored.body["version"], 3, "{}", stored.raw);
+    let secret = env.stored_secret("source", &id).await.unwrap();
+    assert!(secret.contains("pw-old"), "the stored secret changed");
+}
