@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -348,6 +349,21 @@ impl DynamoStore {
         Ok(())
     }
 
+    /// The claim item for `key`, read consistently.
+    async fn read_claim(&self, key: &str) -> Result<Option<Item>, StoreError> {
+        Ok(self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, s(format!("CLAIM#{key}")))
+            .key(SK, s("CLAIM"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?
+            .item)
+    }
+
     fn claim_item(key: &str, delivery: &Delivery, lease_until: DateTime<Utc>) -> Item {
         HashMap::from([
             (PK.to_string(), s(format!("CLAIM#{key}"))),
@@ -399,22 +415,10 @@ impl DynamoStore {
         pending: &Delivery,
         lease_until: DateTime<Utc>,
     ) -> Result<Claim, StoreError> {
-        let existing = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(PK, s(format!("CLAIM#{key}")))
-            .key(SK, s("CLAIM"))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(unavailable)?
-            .item;
-        let Some(existing) = existing else {
+        let Some(existing) = self.read_claim(key).await? else {
             return Ok(Claim::InProgress); // released meanwhile; a retry will claim it
         };
-        let state = existing.get("state").and_then(|v| v.as_s().ok());
-        if state.map(String::as_str) != Some("pending") {
+        if !is_pending(&existing) {
             return Ok(Claim::AlreadyDone);
         }
         let old_lease = existing
@@ -743,24 +747,9 @@ impl DeliveryLog for DynamoStore {
                 // Either our own update went through and the SDK retried it (the claim now
                 // carries exactly what we wrote), or another worker took the claim over (or
                 // finished it) meanwhile and owns claim and record.
-                let claim = self
-                    .client
-                    .get_item()
-                    .table_name(&self.table)
-                    .key(PK, s(format!("CLAIM#{key}")))
-                    .key(SK, s("CLAIM"))
-                    .consistent_read(true)
-                    .send()
-                    .await
-                    .map_err(unavailable)?
-                    .item
-                    .unwrap_or_default();
-                let ours = claim
-                    .get("state")
-                    .and_then(|v| v.as_s().ok())
-                    .map(String::as_str)
-                    == Some("pending")
-                    && claim.get("lease_until") == Some(&retry_from);
+                let ours = self.read_claim(key).await?.is_some_and(|claim| {
+                    is_pending(&claim) && claim.get("lease_until") == Some(&retry_from)
+                });
                 if ours {
                     return self.put_delivery(delivery).await;
                 }
@@ -985,6 +974,15 @@ impl DeliveryLog for DynamoStore {
     }
 }
 
+/// Whether a claim item is still pending (not done).
+fn is_pending(claim: &Item) -> bool {
+    claim
+        .get("state")
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+        == Some("pending")
+}
+
 fn activity_sk(at: DateTime<Utc>, event_id: &str) -> String {
     format!(
         "ACTIVITY#{}#{event_id}",
@@ -1027,19 +1025,18 @@ impl ActivityLog for DynamoStore {
             .await;
         // Cancelled because the marker exists: already recorded. Cancelled for anything else
         // (throttling, a conflicting transaction) is an error, so the event is retried.
-        let marker_exists = |err: &SdkError<_, _>| {
-            err.as_service_error()
-                .and_then(|e: &aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError| match e {
-                    aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) => Some(c),
-                    _ => None,
-                })
-                .and_then(|c| c.cancellation_reasons().first())
-                .and_then(|reason| reason.code())
-                == Some("ConditionalCheckFailed")
-        };
         match result {
             Ok(_) => Ok(()),
-            Err(err) if marker_exists(&err) => Ok(()),
+            Err(SdkError::ServiceError(e))
+                if matches!(
+                    e.err(),
+                    TransactWriteItemsError::TransactionCanceledException(c)
+                        if c.cancellation_reasons().first().and_then(|r| r.code())
+                            == Some("ConditionalCheckFailed")
+                ) =>
+            {
+                Ok(())
+            }
             Err(err) => Err(unavailable(err)),
         }
     }
